@@ -1,0 +1,196 @@
+"""Where tracking data goes, decided once for the kernel, the CLI and the server.
+
+Precedence (first that applies wins):
+
+1. an explicit argument (``--tracking-uri``, a magic flag, server config);
+2. the ``MLFLOW_TRACKING_URI`` environment variable;
+3. ``[tool.jupyter-mlops] tracking_uri`` in the project's ``pyproject.toml``;
+4. the embedded default: a SQLite database and an artifact folder under
+   ``.mlops/`` in the project root.
+
+The project root is the nearest folder, from the working directory upward, that holds
+``.git`` or ``pyproject.toml``; when there is none, the working directory itself.
+A project's ``pyproject.toml`` is therefore only ever the one at its root.
+
+This module reads files and the environment but imports nothing heavy: it is on the
+path of ``%load_ext`` and of ``jupyter mlops --help``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import tomllib
+
+from jupyter_mlops.core.errors import ConfigError
+
+#: Every environment variable we read, declared once with what it means.
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
+ENV_HOME = "JUPYTER_MLOPS_HOME"
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    ENV_TRACKING_URI: "MLflow tracking location; overrides pyproject.toml and the default",
+    ENV_ALLOW_FILE_STORE: "MLflow refuses a plain-folder store unless this is 'true'",
+    ENV_HOME: "folder for the embedded default store instead of <project root>/.mlops",
+}
+
+DEFAULT_DIRNAME = ".mlops"
+DEFAULT_DB_NAME = "mlflow.db"
+DEFAULT_ARTIFACTS_DIRNAME = "artifacts"
+PYPROJECT_TABLE = "jupyter-mlops"
+
+Source = Literal["argument", "environment", "pyproject", "default"]
+StoreKind = Literal["sqlite", "file", "http", "database", "other"]
+
+
+@dataclass(frozen=True)
+class TrackingLocation:
+    """A resolved tracking location and how it was chosen.
+
+    ``artifact_uri`` is set only where we choose the artifact root ourselves (the
+    embedded default and relative SQLite paths from ``pyproject.toml``); a server
+    chooses its own.
+    """
+
+    uri: str
+    source: Source
+    detail: str
+    project_root: Path
+    artifact_uri: str | None = None
+
+    @property
+    def kind(self) -> StoreKind:
+        return store_kind(self.uri)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["project_root"] = str(self.project_root)
+        data["kind"] = self.kind
+        return data
+
+
+def store_kind(uri: str) -> StoreKind:
+    """Classify a tracking URI by the MLflow store that serves it."""
+    scheme = urlsplit(uri).scheme.lower()
+    if uri == "databricks" or scheme == "databricks":
+        return "other"
+    if scheme == "sqlite":
+        return "sqlite"
+    if scheme in ("", "file"):
+        return "file"
+    if scheme in ("http", "https"):
+        return "http"
+    if scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+        return "database"
+    return "other"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder from ``start`` upward holding ``.git`` or ``pyproject.toml``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
+            return folder
+    return here
+
+
+def load_project_config(project_root: Path) -> dict[str, Any]:
+    """The ``[tool.jupyter-mlops]`` table of the project's ``pyproject.toml`` (empty if none)."""
+    pyproject = project_root / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        with pyproject.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {pyproject}: {exc}") from exc
+    table = data.get("tool", {}).get(PYPROJECT_TABLE, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.{PYPROJECT_TABLE}] must be a table")
+    return table
+
+
+def default_location(project_root: Path, environ: Mapping[str, str]) -> TrackingLocation:
+    """The embedded default: SQLite plus an artifact folder, no server needed."""
+    home_override = environ.get(ENV_HOME)
+    home = (
+        Path(home_override).expanduser().resolve()
+        if home_override
+        else project_root / DEFAULT_DIRNAME
+    )
+    detail = f"embedded default under {home}"
+    if home_override:
+        detail += f" (from {ENV_HOME})"
+    return TrackingLocation(
+        uri=f"sqlite:///{home / DEFAULT_DB_NAME}",
+        artifact_uri=(home / DEFAULT_ARTIFACTS_DIRNAME).as_uri(),
+        source="default",
+        detail=detail,
+        project_root=project_root,
+    )
+
+
+def _anchor_relative(uri: str, base: Path) -> tuple[str, str | None]:
+    """Make a relative SQLite or folder URI from ``pyproject.toml`` absolute against ``base``.
+
+    A team commits ``tracking_uri = "sqlite:///.mlops/team.db"`` and expects it to mean
+    the same file from every subfolder, so relative paths are relative to the project
+    root, not to the working directory.
+    """
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        path = uri[len("sqlite:///") :]
+        if path and not path.startswith("/"):
+            db = (base / path).resolve()
+            return f"sqlite:///{db}", (db.parent / DEFAULT_ARTIFACTS_DIRNAME).as_uri()
+        return uri, None
+    if kind == "file" and not urlsplit(uri).scheme:
+        folder = Path(uri).expanduser()
+        if not folder.is_absolute():
+            folder = (base / folder).resolve()
+        return folder.as_uri(), None
+    return uri, None
+
+
+def resolve_tracking_location(
+    explicit: str | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TrackingLocation:
+    """Apply the precedence documented in this module and say which rule won."""
+    env = os.environ if environ is None else environ
+    root = find_project_root(cwd)
+    if explicit:
+        uri, artifacts = _anchor_relative(explicit, (cwd or Path.cwd()).resolve())
+        return TrackingLocation(uri, "argument", "given explicitly", root, artifacts)
+    from_env = env.get(ENV_TRACKING_URI, "").strip()
+    if from_env:
+        uri, artifacts = _anchor_relative(from_env, (cwd or Path.cwd()).resolve())
+        return TrackingLocation(uri, "environment", ENV_TRACKING_URI, root, artifacts)
+    configured = load_project_config(root).get("tracking_uri")
+    if configured is not None:
+        if not isinstance(configured, str) or not configured.strip():
+            raise ConfigError(
+                f"{root / 'pyproject.toml'}: [tool.{PYPROJECT_TABLE}] tracking_uri must be "
+                "a non-empty string"
+            )
+        uri, artifacts = _anchor_relative(configured.strip(), root)
+        return TrackingLocation(uri, "pyproject", str(root / "pyproject.toml"), root, artifacts)
+    return default_location(root, env)
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with any ``user:password@`` removed, for display and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return parts._replace(netloc=f"***@{host}").geturl()

@@ -1,0 +1,1 @@
+"""Executing notebooks as tracked runs (papermill) and fanning them out (local, Dask)."""

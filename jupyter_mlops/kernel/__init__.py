@@ -1,0 +1,1 @@
+"""Adapters that live in the IPython kernel: magics and widgets."""

@@ -1,0 +1,1 @@
+"""The jupyter_server extension: REST handlers for the JupyterLab frontend."""

@@ -1,0 +1,48 @@
+"""The jupyter_server extension: configuration, and the objects the handlers share.
+
+Built once at server start; handlers find it in ``web_app.settings`` (through
+``ExtensionHandlerMixin``) so that no handler builds its own store or resolver.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode
+
+from jupyter_mlops._version import __version__
+from jupyter_mlops.core.settings import TrackingLocation, resolve_tracking_location
+
+
+class MlopsExtensionApp(ExtensionApp):
+    """jupyter-mlops inside jupyter_server (JupyterLab, Notebook 7, ``jupyter server``)."""
+
+    name = "jupyter_mlops"
+    version = __version__
+    description = "REST API for the jupyter-mlops JupyterLab extension"
+    load_other_extensions = True
+
+    tracking_uri = Unicode(
+        "",
+        config=True,
+        help="Tracking location for this server; empty means the usual resolution "
+        "(MLFLOW_TRACKING_URI, pyproject.toml, then .mlops/ in the project root).",
+    )
+
+    @property
+    def root_dir(self) -> Path:
+        """The folder the server serves; nothing we open may leave it."""
+        return Path(self.serverapp.root_dir).resolve()  # type: ignore[union-attr]
+
+    def tracking_location(self) -> TrackingLocation:
+        """Resolved on each call so that an edited pyproject.toml shows without a restart."""
+        return resolve_tracking_location(self.tracking_uri or None, cwd=self.root_dir)
+
+    def initialize_handlers(self) -> None:
+        from jupyter_mlops.server.routes import route_table
+
+        self.handlers.extend(route_table())
+
+    def initialize_settings(self) -> None:
+        self.log.info("jupyter-mlops %s: tracking at %s", __version__, self.tracking_location().uri)

@@ -1,0 +1,1 @@
+"""Talking to the tracking store. The only package that imports MLflow."""

@@ -1,0 +1,104 @@
+/**
+ * Types shared by the MLOps panel: server responses and user settings.
+ */
+
+/**
+ * How the server chose the tracking location.
+ */
+export type TrackingSource =
+  'argument' | 'environment' | 'pyproject' | 'default';
+
+/**
+ * The tracking location resolved by the server.
+ */
+export interface ITrackingInfo {
+  /** MLflow tracking URI, e.g. `sqlite:////abs/project/.mlops/mlflow.db`. */
+  uri: string;
+  /** Default artifact location, or null when the store decides. */
+  artifact_uri: string | null;
+  /** Which configuration layer supplied the URI. */
+  source: TrackingSource;
+  /** Human readable explanation of how the URI was chosen. */
+  detail: string;
+  /** Absolute path of the project root the server resolved against. */
+  project_root: string;
+}
+
+/**
+ * Whether the tracking store can be reached.
+ */
+export interface IStoreStatus {
+  ok: boolean;
+  /** Store kind, e.g. `sqlite`, `file`, `http`. */
+  kind: string;
+  message: string;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/status`.
+ */
+export interface IStatusResponse {
+  version: string;
+  tracking: ITrackingInfo;
+  store: IStoreStatus;
+}
+
+/**
+ * Error body the server sends with a non-2xx answer.
+ */
+export interface IErrorResponse {
+  /** Machine-readable error code, e.g. `store_unavailable`. */
+  code?: string;
+  /** Human readable description of the error. */
+  message?: string;
+  /** What the user can do about it. */
+  hint?: string;
+  /** HTTP reason phrase (jupyter_server's default error body). */
+  reason?: string | null;
+}
+
+/**
+ * User settings of the extension (see `schema/plugin.json`).
+ */
+export interface IMlopsSettings {
+  /** Tracking URI override; empty means "use the server's resolution". */
+  trackingUri: string;
+  /** Number of runs fetched per page. */
+  pageSize: number;
+  /** Automatic refresh period in seconds; 0 disables it. */
+  refreshInterval: number;
+}
+
+/**
+ * Defaults, identical to those of the settings schema.
+ */
+export const DEFAULT_SETTINGS: Readonly<IMlopsSettings> = Object.freeze({
+  trackingUri: '',
+  pageSize: 50,
+  refreshInterval: 5
+});
+
+/**
+ * Build settings from the raw composite values of the setting registry,
+ * falling back to defaults for missing or mistyped values.
+ */
+export function parseSettings(
+  raw: Readonly<Record<string, unknown>>
+): IMlopsSettings {
+  const integer = (value: unknown, fallback: number, min: number): number =>
+    typeof value === 'number' && Number.isFinite(value) && value >= min
+      ? Math.floor(value)
+      : fallback;
+  return {
+    trackingUri:
+      typeof raw.trackingUri === 'string'
+        ? raw.trackingUri.trim()
+        : DEFAULT_SETTINGS.trackingUri,
+    pageSize: integer(raw.pageSize, DEFAULT_SETTINGS.pageSize, 1),
+    refreshInterval: integer(
+      raw.refreshInterval,
+      DEFAULT_SETTINGS.refreshInterval,
+      0
+    )
+  };
+}

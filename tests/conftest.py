@@ -1,0 +1,168 @@
+"""Shared fixtures: real JupyterLab servers, Debian Chromium for Playwright, scratch projects."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+VENV_BIN = Path(sys.executable).parent
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    """Debian's Chromium; Playwright's own browser downloads are not reachable here."""
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Launch Debian Chromium. If it is missing the launch fails: a browser test never skips."""
+    return {**browser_type_launch_args, "executable_path": chromium_path(), "args": CHROMIUM_FLAGS}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: no tracking location leaks in from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "JUPYTER_MLOPS"))}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch project root (it holds a pyproject.toml) that is the working directory."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "scratch"\n')
+    monkeypatch.chdir(root)
+    for name in list(os.environ):
+        if name.startswith(("MLFLOW_", "JUPYTER_MLOPS")):
+            monkeypatch.delenv(name)
+    return root
+
+
+@dataclass
+class LabServer:
+    """A running JupyterLab: its URL, token and the folder it serves."""
+
+    url: str
+    token: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def api(self, path: str, *, token: bool = True) -> tuple[int, dict]:
+        """GET a JSON endpoint; returns (status, body) for 2xx and error answers alike."""
+        request = urllib.request.Request(f"{self.url}{path}")
+        if token:
+            request.add_header("Authorization", f"token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            body = error.read()
+            try:
+                return error.code, json.loads(body or b"{}")
+            except json.JSONDecodeError:
+                return error.code, {"raw": body.decode(errors="replace")}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_lab(root: Path, workdir: Path, env: dict[str, str] | None = None) -> LabServer:
+    """Start ``jupyter lab`` on a free loopback port, with a token and no anonymous access."""
+    port = free_port()
+    token = secrets.token_hex(16)
+    settings = workdir / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    runtime = workdir / "runtime"
+    runtime.mkdir(exist_ok=True)
+    command = [
+        str(VENV_BIN / "jupyter"),
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.allow_unauthenticated_access=False",
+        "--ServerApp.port_retries=0",
+        f"--LabApp.user_settings_dir={workdir / 'user-settings'}",
+        f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+    ]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    log_path = workdir / "lab.log"
+    process = subprocess.Popen(
+        command,
+        cwd=root,
+        env=env or clean_env(JUPYTER_RUNTIME_DIR=str(runtime)),
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = LabServer(f"http://127.0.0.1:{port}", token, root, process, log_path)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {process.returncode}:\n{server.log()}")
+        try:
+            if server.api("/api/status")[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.3)
+    stop_lab(server)
+    raise RuntimeError(f"jupyter lab did not answer within 90 s:\n{server.log()}")
+
+
+def stop_lab(server: LabServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """One JupyterLab for the session, serving a scratch project with the default store."""
+    workdir = tmp_path_factory.mktemp("lab")
+    root = workdir / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "lab-project"\n')
+    server = start_lab(root, workdir)
+    yield server
+    stop_lab(server)

@@ -1,0 +1,60 @@
+"""``GET /jupyter-mlops/api/status`` on a real JupyterLab with authentication required."""
+
+from __future__ import annotations
+
+import jupyter_mlops
+
+from conftest import LabServer
+
+
+def test_status_without_token_is_forbidden(lab: LabServer) -> None:
+    status, body = lab.api("/jupyter-mlops/api/status", token=False)
+    assert status == 403
+    assert "version" not in body
+
+
+def test_status_with_wrong_token_is_forbidden(lab: LabServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{lab.url}/jupyter-mlops/api/status")
+    request.add_header("Authorization", "token not-the-token")
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 403
+    else:
+        raise AssertionError("a wrong token was accepted")
+
+
+def test_status_with_token_reports_version_location_and_store(lab: LabServer) -> None:
+    status, body = lab.api("/jupyter-mlops/api/status")
+    assert status == 200
+    assert body["version"] == jupyter_mlops.__version__
+    tracking = body["tracking"]
+    assert tracking["source"] == "default"
+    assert tracking["uri"] == f"sqlite:///{lab.root.resolve()}/.mlops/mlflow.db"
+    assert tracking["project_root"] == str(lab.root.resolve())
+    assert tracking["kind"] == "sqlite"
+    assert set(body["store"]) == {"ok", "kind", "message"}
+    assert body["store"]["ok"] is True
+
+
+def test_every_route_rejects_requests_without_credentials(lab: LabServer) -> None:
+    from jupyter_mlops.server.routes import route_table
+
+    for pattern, handler in route_table():
+        path = pattern.replace("(?P<", "<").split("(")[0]
+        methods = [m for m in ("get", "post", "put", "patch", "delete") if m in vars(handler)]
+        assert methods, f"{handler.__name__} handles no method"
+        for method in methods:
+            import urllib.error
+            import urllib.request
+
+            request = urllib.request.Request(f"{lab.url}{path}", method=method.upper(), data=None)
+            try:
+                urllib.request.urlopen(request, timeout=10)
+            except urllib.error.HTTPError as error:
+                assert error.code == 403, f"{method.upper()} {path} answered {error.code}"
+            else:
+                raise AssertionError(f"{method.upper()} {path} answered without credentials")

@@ -1,0 +1,66 @@
+"""``jupyter mlops`` as a user calls it: through the ``jupyter`` launcher, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import VENV_BIN, clean_env
+
+
+def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "jupyter"), "mlops", *args],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_help_lists_subcommands_through_both_entry_points(project: Path) -> None:
+    launcher = run_cli("--help", cwd=project)
+    direct = subprocess.run(
+        [str(VENV_BIN / "jupyter-mlops"), "--help"], capture_output=True, text=True, check=True
+    )
+    assert launcher.returncode == 0, launcher.stderr
+    assert "status" in launcher.stdout
+    assert launcher.stdout.replace("jupyter-mlops", "jupyter mlops") == direct.stdout.replace(
+        "jupyter-mlops", "jupyter mlops"
+    )
+
+
+def test_status_reports_the_default_store_and_how_it_was_chosen(project: Path) -> None:
+    nested = project / "notebooks"
+    nested.mkdir()
+    result = run_cli("status", cwd=nested)
+    assert result.returncode == 0, result.stderr
+    assert f"sqlite:///{project.resolve()}/.mlops/mlflow.db" in result.stdout
+    assert "chosen by:     default" in result.stdout
+    assert "not created yet" in result.stdout
+
+
+def test_status_json_with_environment_location(project: Path) -> None:
+    result = run_cli("status", "--json", cwd=project, MLFLOW_TRACKING_URI="http://127.0.0.1:9")
+    data = json.loads(result.stdout)
+    assert data["tracking"]["source"] == "environment"
+    assert data["store"]["ok"] is False
+    assert "does not answer" in data["store"]["message"]
+    assert result.returncode == 3
+
+
+def test_status_with_broken_pyproject_is_one_line_and_exit_2(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.jupyter-mlops\n")
+    result = run_cli("status", cwd=project)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "pyproject.toml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_subcommand_exits_2(project: Path) -> None:
+    result = run_cli("frobnicate", cwd=project)
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
