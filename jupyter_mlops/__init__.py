@@ -11,7 +11,39 @@ from typing import Any
 
 from jupyter_mlops._version import __version__
 
-__all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "__version__",
+    "current_run_id",
+    "end_run",
+    "flush",
+    "load_ipython_extension",
+    "log_artifact",
+    "log_metrics",
+    "log_params",
+    "set_tags",
+    "start_run",
+    "unload_ipython_extension",
+]
+
+_API = {
+    "start_run",
+    "log_params",
+    "log_metrics",
+    "log_artifact",
+    "set_tags",
+    "end_run",
+    "flush",
+    "current_run_id",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The Python API (``jupyter_mlops.start_run`` ...), imported on first use."""
+    if name in _API:
+        from jupyter_mlops import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'jupyter_mlops' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

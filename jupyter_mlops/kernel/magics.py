@@ -1,38 +1,288 @@
-"""IPython magics: the kernel adapter. Parses magic lines and calls the tracking core."""
+"""IPython magics, the kernel adapter: ``%mlops_track`` and ``%%mlops_track``.
+
+``%%mlops_track`` is not run as an ordinary cell magic. An input transformer removes the
+magic line, so IPython runs the body as the normal cell it is: a user's exception
+surfaces unchanged with IPython's own traceback and no frames of ours, ``display`` and
+the last-expression value behave as usual, and papermill sees a failing cell fail.
+IPython's ``pre_run_cell`` and ``post_run_cell`` events time the cell and hand what it
+bound to the tracking session.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import shlex
+import sys
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from jupyter_mlops.core.errors import MlopsError
+from jupyter_mlops.core.errors import MlopsError, UsageError
+
+CELL_MAGIC = "%%mlops_track"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises our UsageError instead of exiting the kernel."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
+        raise UsageError(message or "invalid arguments")
+
+
+def _line_parser() -> _Parser:
+    parser = _Parser(prog="%mlops_track", add_help=False)
+    parser.add_argument("--experiment")
+    parser.add_argument("--run-name")
+    parser.add_argument("--tracking-uri")
+    parser.add_argument("--new-run", action="store_true")
+    return parser
+
+
+def _cell_parser() -> _Parser:
+    parser = _Parser(prog="%%mlops_track", add_help=False)
+    parser.add_argument("--params", type=lambda s: [n.strip() for n in s.split(",") if n.strip()])
+    parser.add_argument("--metrics", type=lambda s: [n.strip() for n in s.split(",") if n.strip()])
+    parser.add_argument("--step", type=int)
+    parser.add_argument("--no-snapshot", action="store_true")
+    return parser
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def split_cell_magic(raw_cell: str) -> tuple[str, str] | None:
+    """``(magic arguments, body)`` when the cell starts with ``%%mlops_track``."""
+    stripped = raw_cell.lstrip("\n")
+    first, _, body = stripped.partition("\n")
+    if first.split(" ", 1)[0].strip() != CELL_MAGIC:
+        return None
+    return first[len(CELL_MAGIC) :].strip(), body
+
+
+def strip_tracking_line(lines: list[str]) -> list[str]:
+    """Input transformer: drop the ``%%mlops_track`` line so the body runs as a plain cell."""
+    index = 0
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    if index < len(lines) and lines[index].split(" ", 1)[0].strip() == CELL_MAGIC:
+        return [*lines[:index], "\n", *lines[index + 1 :]]
+    return lines
+
+
+@dataclass
+class _TrackedCell:
+    args: argparse.Namespace
+    raw_cell: str
+    cell_id: str | None
+    wall_start: float
+    clock_start: float
 
 
 @magics_class
 class MlopsMagics(Magics):
-    """``%mlops_track`` and friends."""
+    """``%mlops_track`` (line) and ``%%mlops_track`` (cell)."""
 
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self._current: _TrackedCell | None = None
+        self._panel: Any = None
+        self._notebook: Any = None
+
+    # -- line magic --------------------------------------------------------------
     @line_magic
     def mlops_track(self, line: str) -> None:
-        """``%mlops_track status``: where this kernel would track to."""
+        """Start or resume tracking; ``status``, ``stop``, ``off``, ``on``."""
+        from jupyter_mlops import api
+
+        words = shlex.split(line)
+        command = words[0] if words and not words[0].startswith("-") else None
+        try:
+            if command is None:
+                self._start(words)
+            elif command == "status":
+                self._status()
+            elif command == "stop":
+                session = api.active_session()
+                if session is None:
+                    _say("mlops: no active run")
+                    return
+                run = session.handle.run_id if session.handle else "(not started)"
+                done = api.end_run("FINISHED")
+                print(
+                    f"mlops: run {run} ended FINISHED" + ("" if done else f"; {api.last_error()}")
+                )
+            elif command in ("off", "on"):
+                session = api.active_session() or (api.start_run() if command == "on" else None)
+                if session is None:
+                    _say("mlops: no active run")
+                    return
+                session.enabled = command == "on"
+                print(f"mlops: tracking {'on' if session.enabled else 'off'} for tracked cells")
+            else:
+                raise UsageError(
+                    f"unknown subcommand {command!r}; use status, stop, off, on, or flags: "
+                    "--experiment --run-name --tracking-uri --new-run"
+                )
+        except MlopsError as error:
+            _say(f"mlops_track: {error}")
+
+    def _start(self, words: list[str]) -> None:
+        from jupyter_mlops import api
+
+        args = _line_parser().parse_args(words)
+        session = api.start_run(
+            experiment=args.experiment,
+            run_name=args.run_name,
+            tracking_uri=args.tracking_uri,
+            new_run=args.new_run,
+            on_started=self._on_started,
+        )
+        self._notebook = self._notebook or _notebook_source()
+        from jupyter_mlops.kernel.widgets import RunPanel
+
+        self._panel = RunPanel(session, api.notebook_path())
+        self._panel.show()
+
+    def _on_started(self, _handle: Any) -> None:
+        if self._panel is not None:
+            self._panel.refresh()
+
+    def _status(self) -> None:
+        from jupyter_mlops import api
         from jupyter_mlops.core.settings import resolve_tracking_location
 
-        words = line.split()
-        if words and words[0] != "status":
-            print(f"mlops_track: unknown subcommand {words[0]!r}; try: status")
+        session = api.active_session()
+        if session is None:
+            location = resolve_tracking_location()
+            print(f"mlops: not tracking; would track to {location.uri} ({location.source})")
+            return
+        run = session.handle.run_id if session.handle else "starting"
+        state = "on" if session.enabled else "off"
+        print(
+            f"mlops: run {run} in experiment {session.experiment!r}, tracking {state}, "
+            f"{len(session.cells)} tracked cells, {len(session.params)} params, "
+            f"{api.pending()} records queued"
+        )
+        error = api.last_error()
+        if error:
+            print(f"mlops: store problem, records kept queued: {error}")
+
+    # -- cell magic ----------------------------------------------------------------
+    @cell_magic("mlops_track")  # type: ignore[arg-type]
+    def mlops_track_cell(self, line: str, cell: str) -> None:
+        """Only reached when the cell magic is called indirectly (``run_cell_magic``)."""
+        _say("mlops: %%mlops_track must be the first line of a cell; running the cell untracked")
+        assert self.shell is not None
+        self.shell.run_cell(cell, store_history=False)  # type: ignore[no-untyped-call]
+
+    # -- IPython events --------------------------------------------------------------
+    def pre_run_cell(self, info: Any) -> None:
+        self._current = None
+        split = split_cell_magic(getattr(info, "raw_cell", "") or "")
+        if split is None:
             return
         try:
-            location = resolve_tracking_location()
-        except MlopsError as error:
-            print(f"mlops_track: {error}")
+            args = _cell_parser().parse_args(shlex.split(split[0]))
+        except (MlopsError, ValueError) as error:
+            _say(f"mlops: {error}; the cell runs untracked")
             return
-        print(f"mlops: tracking at {location.uri} ({location.source}: {location.detail})")
+        self._current = _TrackedCell(
+            args=args,
+            raw_cell=info.raw_cell,
+            cell_id=getattr(info, "cell_id", None),
+            wall_start=time.time(),
+            clock_start=time.perf_counter(),
+        )
+
+    def post_run_cell(self, result: Any) -> None:
+        tracked, self._current = self._current, None
+        if tracked is None:
+            return
+        duration = time.perf_counter() - tracked.clock_start
+        try:
+            self._record(tracked, result, duration)
+        except MlopsError as error:
+            _say(f"mlops: {error}")
+        except Exception as error:  # never let tracking break the user's notebook
+            _say(f"mlops: tracking failed for this cell ({type(error).__name__}: {error})")
+
+    def _record(self, tracked: _TrackedCell, result: Any, duration: float) -> None:
+        from jupyter_mlops import api
+
+        session = api.active_session() or api.start_run(on_started=self._on_started)
+        if not session.enabled:
+            return
+        if self._notebook is None:
+            self._notebook = _notebook_source()
+        assert self.shell is not None
+        error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+        messages = session.record_cell(
+            source=tracked.raw_cell,
+            execution_count=getattr(result, "execution_count", None),
+            started=tracked.wall_start,
+            duration_s=duration,
+            namespace=self.shell.user_ns,
+            error=error,
+            param_names=tracked.args.params,
+            metric_names=tracked.args.metrics,
+            step=tracked.args.step,
+            notebook=None if tracked.args.no_snapshot else self._notebook.latest,
+            cell_id=tracked.cell_id or self._notebook.current_cell_id(),
+        )
+        for message in messages:
+            _say(message)
+        store_error = api.last_error()
+        if store_error:
+            _say(f"mlops: store problem, records kept queued and retried: {store_error}")
+        if self._panel is not None:
+            self._panel.refresh()
+
+
+def _notebook_source() -> Any:
+    from jupyter_mlops import api
+    from jupyter_mlops.kernel.live_notebook import LiveNotebook
+
+    source = LiveNotebook(api.notebook_path())
+    source.open_comm()
+    return source
+
+
+_magics: MlopsMagics | None = None
 
 
 def register(ipython: Any) -> None:
-    ipython.register_magics(MlopsMagics)
+    """Register magics, the transformer and the event hooks (once per shell)."""
+    global _magics
+    if _magics is not None and _magics.shell is ipython:
+        return
+    _magics = MlopsMagics(ipython)
+    ipython.register_magics(_magics)
+    if strip_tracking_line not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(strip_tracking_line)
+    ipython.events.register("pre_run_cell", _magics.pre_run_cell)
+    ipython.events.register("post_run_cell", _magics.post_run_cell)
 
 
 def unregister(ipython: Any) -> None:
-    """IPython has no magic removal API; nothing to flush yet."""
+    """Remove the hooks and write what is queued."""
+    global _magics
+    from jupyter_mlops import api
+
+    if strip_tracking_line in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(strip_tracking_line)
+    if _magics is not None:
+        for event, hook in (
+            ("pre_run_cell", _magics.pre_run_cell),
+            ("post_run_cell", _magics.post_run_cell),
+        ):
+            with contextlib.suppress(ValueError):
+                ipython.events.unregister(event, hook)
+    _magics = None
+    api.flush(30)

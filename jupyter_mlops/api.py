@@ -1,0 +1,196 @@
+"""The Python API: ``import jupyter_mlops as mlops; mlops.start_run(); mlops.log_metrics(...)``.
+
+The magics and this API share one active session per process, so metrics logged with
+``mlops.log_metrics`` in a notebook land in the run that ``%mlops_track`` started, and a
+notebook executed by ``jupyter mlops run`` (which sets ``JUPYTER_MLOPS_RUN_ID``) writes
+into the runner's run instead of opening a new one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.core.errors import UsageError
+from jupyter_mlops.core.secrets import SecretMasker
+from jupyter_mlops.core.session import TrackingSession
+from jupyter_mlops.core.settings import TrackingLocation, resolve_tracking_location
+from jupyter_mlops.tracking.store import RunHandle, RunStore
+from jupyter_mlops.tracking.writer import AsyncWriter
+
+ENV_RUN_ID = "JUPYTER_MLOPS_RUN_ID"
+ENV_NOTEBOOK = "JUPYTER_MLOPS_NOTEBOOK"
+ENV_KERNEL_NAME = "JUPYTER_MLOPS_KERNEL_NAME"
+ENV_SESSION_NAME = "JPY_SESSION_NAME"
+#: How long exit waits for queued records before giving up (they are then reported lost).
+EXIT_FLUSH_TIMEOUT_S = 60.0
+
+_lock = threading.Lock()
+_session: TrackingSession | None = None
+_writer: AsyncWriter | None = None
+_location: TrackingLocation | None = None
+_store: RunStore | None = None
+
+
+def notebook_path() -> str | None:
+    """The notebook this process runs: set by our runner, else by JupyterLab."""
+    return os.environ.get(ENV_NOTEBOOK) or os.environ.get(ENV_SESSION_NAME) or None
+
+
+def default_experiment() -> str:
+    path = notebook_path()
+    if path:
+        return Path(path).stem
+    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    return script if script and script not in ("-c", "ipykernel_launcher") else "Default"
+
+
+def active_session() -> TrackingSession | None:
+    return _session
+
+
+def _make_store(location: TrackingLocation) -> Callable[[], RunStore]:
+    def build() -> RunStore:
+        global _store
+        from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+
+        _store = MlflowRunStore(location)
+        return _store
+
+    return build
+
+
+def start_run(
+    experiment: str | None = None,
+    run_name: str | None = None,
+    tracking_uri: str | None = None,
+    new_run: bool = False,
+    run_id: str | None = None,
+    on_started: Callable[[RunHandle], None] | None = None,
+) -> TrackingSession:
+    """Start tracking, or return the active session when there is one and ``new_run`` is False.
+
+    Returns at once: the run is created by the writer thread (importing MLflow takes
+    seconds). ``run_id`` (or ``JUPYTER_MLOPS_RUN_ID``) resumes an existing run.
+    """
+    global _session, _writer, _location
+    from jupyter_mlops.tracking.environment import environment_listing, run_tags
+
+    with _lock:
+        location = resolve_tracking_location(tracking_uri)
+        if _session is not None and not _session.ended and not new_run:
+            if tracking_uri and _location is not None and location.uri != _location.uri:
+                raise UsageError(
+                    f"this kernel already tracks to {_location.uri}; "
+                    "use --new-run to start a run at another location"
+                )
+            return _session
+        if _session is not None and not _session.ended:
+            _session.stop("FINISHED")
+        if _writer is None or (_location is not None and _location.uri != location.uri):
+            if _writer is not None:
+                _writer.close()
+            _writer = AsyncWriter(_make_store(location))
+            _location = location
+        resume = run_id or (os.environ.get(ENV_RUN_ID) if _session is None else None)
+        _session = TrackingSession(
+            _writer,
+            experiment=experiment or default_experiment(),
+            run_name=run_name,
+            tags=run_tags(notebook_path(), os.environ.get(ENV_KERNEL_NAME)),
+            resume_run_id=resume or None,
+            masker=SecretMasker(),
+            environment=environment_listing,
+            on_started=on_started,
+        )
+        return _session
+
+
+def _require() -> TrackingSession:
+    if _session is None or _session.ended:
+        return start_run()
+    return _session
+
+
+def log_params(params: Mapping[str, Any], step: int | None = None) -> list[str]:
+    """Log params (first value kept; later values go to params_history.jsonl)."""
+    return _require().log_params(params, step=step)
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> dict[str, float]:
+    """Log numeric metrics at ``step``."""
+    return _require().log_metrics(metrics, step=step)
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    """Upload a file into the run (``artifact_path`` is a folder inside the run)."""
+    path = Path(local_path)
+    if not path.is_file():
+        raise UsageError(f"log_artifact: {path} is not a file")
+    target = f"{artifact_path.strip('/')}/{path.name}" if artifact_path else path.name
+    _require().log_artifact_bytes(target, path.read_bytes())
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    _require().set_tags({k: str(v) for k, v in tags.items()})
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until everything logged so far is in the store; False if ``timeout`` ran out."""
+    return _writer.flush(timeout) if _writer is not None else True
+
+
+def end_run(status: str = "FINISHED", timeout: float | None = EXIT_FLUSH_TIMEOUT_S) -> bool:
+    """End the active run with ``status`` and wait for the store; True when all is written."""
+    global _session
+    if status not in ("FINISHED", "FAILED", "KILLED"):
+        raise UsageError(f"end_run: status must be FINISHED, FAILED or KILLED, not {status!r}")
+    session = _session
+    if session is None:
+        return True
+    session.stop(status)
+    _session = None
+    return flush(timeout)
+
+
+def current_run_id(timeout: float | None = 30.0) -> str:
+    """The active run's id, waiting for the writer to create the run if needed."""
+    session = _require()
+    if session.handle is None:
+        flush(timeout)
+    return session.run_id()
+
+
+def last_error() -> str | None:
+    """The store error that keeps records queued right now, as one line (None when fine)."""
+    if _writer is None or _writer.last_error is None:
+        return None
+    return str(_writer.last_error)
+
+
+def pending() -> int:
+    return _writer.pending_count() if _writer is not None else 0
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A kernel that exits normally loses nothing: queued records are written first.
+
+    A run the notebook did not stop stays RUNNING when resumed from ``JUPYTER_MLOPS_RUN_ID``
+    (the runner ends it); otherwise the kernel ending is the end of the run.
+    """
+    if _writer is None:
+        return
+    if _session is not None and not _session.ended and not os.environ.get(ENV_RUN_ID):
+        _session.stop("FINISHED")
+    if not _writer.flush(EXIT_FLUSH_TIMEOUT_S):
+        print(
+            f"jupyter-mlops: {_writer.pending_count()} tracking records could not be written "
+            f"at exit: {last_error() or 'timed out'}",
+            file=sys.stderr,
+        )

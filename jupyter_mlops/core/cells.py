@@ -1,0 +1,174 @@
+"""What a cell binds and uses, read from its source, and which values are params or metrics.
+
+The rule a data scientist relies on (docs/magics.md says the same):
+
+* a **param** is a top-level name the cell binds to a *literal*: ``lr = 0.01``,
+  ``layers = [64, 32]``, ``name = "rf"``; literals are int, float, str, bool, None and
+  short lists, tuples and dicts of those;
+* a **metric** is a top-level name the cell binds to a *computed* value that turns out
+  to be an int, a float or a NumPy scalar: ``acc = model.score(X, y)``.
+
+Explicit ``--params`` / ``--metrics`` lists replace the guess.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A list, tuple or dict param holds at most this many items; longer ones are data, not config.
+MAX_COLLECTION_ITEMS = 32
+#: A str param longer than this is not a param (MLflow's limit on values is 6000 characters).
+MAX_PARAM_TEXT = 500
+
+
+@dataclass(frozen=True)
+class CellAnalysis:
+    """The names a cell binds at top level, split by how, and the free names it reads."""
+
+    literal_bindings: dict[str, Any] = field(default_factory=dict)
+    computed_bindings: tuple[str, ...] = ()
+    used_names: frozenset[str] = frozenset()
+    parsed: bool = True
+
+
+def source_hash(source: str) -> str:
+    """SHA-256 of a cell's source: the identity of a cell version in provenance records."""
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def _strip_magics(source: str) -> str:
+    """Blank out IPython-only lines (magics, shell escapes) so ``ast`` can parse the rest."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        lines.append("" if stripped.startswith(("%", "!")) else line)
+    return "\n".join(lines)
+
+
+def _is_param_literal(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return len(value) <= MAX_PARAM_TEXT
+    if depth >= 2:
+        return False
+    if isinstance(value, list | tuple):
+        return len(value) <= MAX_COLLECTION_ITEMS and all(
+            _is_param_literal(v, depth + 1) for v in value
+        )
+    if isinstance(value, dict):
+        return len(value) <= MAX_COLLECTION_ITEMS and all(
+            isinstance(k, str | int) and _is_param_literal(v, depth + 1) for k, v in value.items()
+        )
+    return False
+
+
+def _target_names(target: ast.expr) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple | ast.List):
+        return [name for element in target.elts for name in _target_names(element)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+def _bound_at_top_level(tree: ast.Module) -> Iterable[tuple[list[str], ast.expr | None]]:
+    """(names, value) for each top-level binding; value is None when it is not one expression."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                single = isinstance(target, ast.Name)
+                yield _target_names(target), node.value if single else None
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            yield _target_names(node.target), node.value
+        elif isinstance(node, ast.AugAssign):
+            yield _target_names(node.target), None
+        elif isinstance(node, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith):
+            targets = (
+                [node.target]
+                if isinstance(node, ast.For | ast.AsyncFor)
+                else [item.optional_vars for item in node.items if item.optional_vars]
+            )
+            for target in targets:
+                yield _target_names(target), None
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield [node.name], None
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            yield [(alias.asname or alias.name).split(".")[0] for alias in node.names], None
+
+
+def _free_names(tree: ast.Module) -> frozenset[str]:
+    """Names the cell reads before (or without) binding them itself."""
+    loaded = {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
+    bound: set[str] = set()
+    for names, _value in _bound_at_top_level(tree):
+        bound.update(names)
+    return frozenset(loaded - bound)
+
+
+def analyze_source(source: str) -> CellAnalysis:
+    """Split the cell's top-level bindings into literal ones (params) and computed ones."""
+    try:
+        tree = ast.parse(_strip_magics(source))
+    except SyntaxError:
+        return CellAnalysis(parsed=False)
+    literals: dict[str, Any] = {}
+    computed: list[str] = []
+    for names, value in _bound_at_top_level(tree):
+        literal_value: Any = None
+        is_literal = False
+        if value is not None:
+            try:
+                literal_value = ast.literal_eval(value)
+                is_literal = _is_param_literal(literal_value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                is_literal = False
+        for name in names:
+            if is_literal and len(names) == 1:
+                literals[name] = literal_value
+                if name in computed:
+                    computed.remove(name)
+            else:
+                literals.pop(name, None)
+                if name not in computed:
+                    computed.append(name)
+    return CellAnalysis(literals, tuple(computed), _free_names(tree))
+
+
+def is_metric_value(value: Any) -> bool:
+    """int, float or a NumPy scalar, finite or not; never a bool (a flag is not a metric)."""
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    # NumPy scalars register as numbers.Real; 0-d arrays do not but have .item()
+    return (
+        type(value).__module__ == "numpy"
+        and getattr(value, "shape", None) == ()
+        and isinstance(getattr(value, "item", lambda: None)(), int | float)
+    )
+
+
+def metric_float(value: Any) -> float:
+    """The float MLflow stores for a metric value accepted by :func:`is_metric_value`."""
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+def pick_metrics(names: Iterable[str], namespace: Mapping[str, Any]) -> dict[str, float]:
+    """The metric values among ``names`` that the namespace holds after the cell ran."""
+    return {
+        name: metric_float(namespace[name])
+        for name in names
+        if name in namespace and not name.startswith("_") and is_metric_value(namespace[name])
+    }

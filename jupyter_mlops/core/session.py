@@ -1,0 +1,380 @@
+"""A tracking session: the rules of what a tracked notebook writes to its run.
+
+Used by the magics and the Python API alike, with plain values; it knows nothing of
+IPython. Every write goes through a writer (a background queue in production) so the
+session itself never waits for the store. It returns the messages an adapter should
+show instead of printing them.
+
+The rules:
+
+* **params keep their first value.** MLflow refuses to change a logged param. When a
+  cell binds a param again with another value, the run keeps the first value as the
+  param, appends ``{name, value, step, cell}`` to the ``params_history.jsonl`` artifact,
+  sets the tag ``mlops.params_changed`` to the names that changed, and tells the user
+  once per name.
+* **metrics say where they came from.** Each tracked cell appends a record to
+  ``cells.jsonl`` with its execution count, source hash and the metrics (with step) it
+  logged.
+* **snapshots are content-addressed.** ``snapshots/<sha256>.ipynb``, written once per
+  run per distinct content; the tag ``mlops.snapshot`` names the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from jupyter_mlops.core.cells import (
+    analyze_source,
+    is_metric_value,
+    metric_float,
+    pick_metrics,
+    source_hash,
+)
+from jupyter_mlops.core.errors import UsageError
+from jupyter_mlops.core.order import NotebookIndex, out_of_order_reason
+from jupyter_mlops.core.secrets import SecretMasker
+from jupyter_mlops.core.snapshot import prepare_snapshot
+from jupyter_mlops.tracking.store import Batch, MetricPoint, RunHandle, RunStore
+
+MAX_KEY_LENGTH = 250
+TAG_SNAPSHOT = "mlops.snapshot"
+TAG_PARAMS_CHANGED = "mlops.params_changed"
+TAG_OUT_OF_ORDER = "mlops.out_of_order"
+TAG_SECRETS_MASKED = "mlops.secrets_masked"
+TAG_CELLS = "mlops.tracked_cells"
+
+
+class Writer(Protocol):
+    def call(self, action: Callable[[RunStore], None], key: str | None = None) -> None: ...
+
+    def log(self, run_ref: Callable[[], str], batch: Batch) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+
+@dataclass
+class CellRecord:
+    """One tracked cell execution, as written to ``cells.jsonl``."""
+
+    execution_count: int | None
+    cell_id: str | None
+    source: str
+    source_sha256: str
+    started: float
+    duration_s: float
+    status: str
+    step: int
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: dict[str, str] | None = None
+    snapshot: str | None = None
+
+
+def param_text(value: Any) -> str:
+    """How MLflow stores a param value (``str()``), so our values equal ``mlflow.log_param``'s."""
+    return str(value)
+
+
+def check_key(name: str, what: str) -> None:
+    if not name or len(name) > MAX_KEY_LENGTH:
+        raise UsageError(f"{what} name {name[:40]!r} must be 1 to {MAX_KEY_LENGTH} characters")
+
+
+class TrackingSession:
+    """One MLflow run being written by a notebook (or a script through the Python API)."""
+
+    def __init__(
+        self,
+        writer: Writer,
+        *,
+        experiment: str,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        resume_run_id: str | None = None,
+        masker: SecretMasker | None = None,
+        environment: Callable[[], tuple[str, str]] | None = None,
+        on_started: Callable[[RunHandle], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.writer = writer
+        self.experiment = experiment
+        self.masker = masker or SecretMasker()
+        self.clock = clock
+        self.handle: RunHandle | None = None
+        self.enabled = True
+        self.ended = False
+        self.params: dict[str, str] = {}
+        self.latest_metrics: dict[str, float] = {}
+        self.cells: list[CellRecord] = []
+        self.params_history: list[dict[str, Any]] = []
+        self.changed_params: list[str] = []
+        self.out_of_order: str | None = None
+        self._snapshots_written: set[str] = set()
+        self._executed_positions: list[int] = []
+        self._on_started = on_started
+        self._start(run_name, dict(tags or {}), resume_run_id, environment)
+
+    # -- run lifecycle -----------------------------------------------------------
+    def _start(
+        self,
+        run_name: str | None,
+        tags: dict[str, str],
+        resume_run_id: str | None,
+        environment: Callable[[], tuple[str, str]] | None,
+    ) -> None:
+        def start(store: RunStore) -> None:
+            if resume_run_id:
+                self.handle = store.resume_run(resume_run_id)
+                self.params.update(
+                    {
+                        k: v
+                        for k, v in store.logged_params(resume_run_id).items()
+                        if k not in self.params
+                    }
+                )
+                store.log_batch(resume_run_id, Batch(tags=tags))
+            else:
+                self.handle = store.start_run(self.experiment, run_name, tags)
+            if environment is not None:
+                listing, digest = environment()
+                store.put_artifact(self.handle.run_id, "environment.txt", listing.encode())
+                store.log_batch(self.handle.run_id, Batch(tags={"mlops.environment_hash": digest}))
+            if self._on_started is not None:
+                self._on_started(self.handle)
+
+        self.writer.call(start)
+
+    def run_id(self) -> str:
+        """The run id; only valid in the writer thread after the start or after a flush."""
+        if self.handle is None:
+            raise UsageError("the run has not started yet (is the tracking store reachable?)")
+        return self.handle.run_id
+
+    def stop(self, status: str = "FINISHED") -> None:
+        if self.ended:
+            return
+        self.ended = True
+
+        def end(store: RunStore) -> None:
+            masked = str(self.masker.masked_count)
+            store.log_batch(self.run_id(), Batch(tags={TAG_SECRETS_MASKED: masked}))
+            store.end_run(self.run_id(), status)
+
+        self.writer.call(end)
+
+    # -- params and metrics --------------------------------------------------------
+    def log_params(
+        self, params: Mapping[str, Any], step: int | None = None, cell: str | None = None
+    ) -> list[str]:
+        """Log params under the first-value rule; returns messages for the user."""
+        texts = {
+            name: param_text(self.masker.mask_param(name, value)) for name, value in params.items()
+        }
+        return self._log_param_texts(texts, step, cell)
+
+    def _log_param_texts(
+        self, texts: Mapping[str, str], step: int | None, cell: str | None
+    ) -> list[str]:
+        """The first-value rule on already masked param texts."""
+        messages: list[str] = []
+        new: dict[str, str] = {}
+        for name, text in texts.items():
+            check_key(name, "param")
+            if name not in self.params:
+                self.params[name] = text
+                new[name] = text
+            elif self.params[name] != text:
+                self.params_history.append(
+                    {"name": name, "value": text, "step": step, "cell": cell}
+                )
+                if name not in self.changed_params:
+                    self.changed_params.append(name)
+                    first = self.params[name]
+                    messages.append(
+                        f"mlops: param {name!r} changed from {first} to {text}; the run keeps "
+                        f"{first} (MLflow params cannot change) and records each new value in "
+                        "params_history.jsonl"
+                    )
+        if new:
+            self.writer.log(self.run_id, Batch(params=new))
+        if messages or (self.params_history and texts):
+            history = "".join(json.dumps(h) + "\n" for h in self.params_history)
+            self.writer.call(
+                lambda store: store.put_artifact(
+                    self.run_id(), "params_history.jsonl", history.encode()
+                ),
+                key="params_history",
+            )
+            self._write_tags({TAG_PARAMS_CHANGED: ",".join(self.changed_params)})
+        return messages
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> dict[str, float]:
+        """Log numeric metrics at ``step``; a value that is not a number is a usage error."""
+        now_ms = int(self.clock() * 1000)
+        points: list[MetricPoint] = []
+        accepted: dict[str, float] = {}
+        for name, value in metrics.items():
+            check_key(name, "metric")
+            if not is_metric_value(value):
+                raise UsageError(
+                    f"metric {name!r} is {type(value).__name__} {str(value)[:40]!r}, not a number"
+                )
+            number = metric_float(value)
+            accepted[name] = number
+            points.append(MetricPoint(name, number, step or 0, now_ms))
+        if points:
+            self.latest_metrics.update(accepted)
+            self.writer.log(self.run_id, Batch(metrics=points))
+        return accepted
+
+    def _write_tags(self, tags: dict[str, str]) -> None:
+        self.writer.log(self.run_id, Batch(tags=dict(tags)))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._write_tags({k: str(v) for k, v in tags.items()})
+
+    def log_artifact_bytes(self, path: str, data: bytes) -> None:
+        self.writer.call(
+            lambda store: store.put_artifact(self.run_id(), path, data), key=f"artifact:{path}"
+        )
+
+    # -- tracked cells ------------------------------------------------------------
+    def record_cell(
+        self,
+        *,
+        source: str,
+        execution_count: int | None,
+        started: float,
+        duration_s: float,
+        namespace: Mapping[str, Any],
+        error: BaseException | None = None,
+        param_names: list[str] | None = None,
+        metric_names: list[str] | None = None,
+        step: int | None = None,
+        notebook: Callable[[], dict[str, Any] | None] | None = None,
+        cell_id: str | None = None,
+    ) -> list[str]:
+        """Log what a tracked cell bound, its record, and a snapshot; return user messages."""
+        analysis = analyze_source(source)
+        digest = source_hash(source)
+        the_step = step if step is not None else (execution_count or len(self.cells) + 1)
+        messages: list[str] = []
+
+        if param_names is not None:
+            missing = [n for n in param_names if n not in namespace]
+            if missing:
+                messages.append(f"mlops: --params names not defined: {', '.join(missing)}")
+            params = {n: namespace[n] for n in param_names if n in namespace}
+        else:
+            named_metrics = set(metric_names or ())
+            params = {
+                n: v
+                for n, v in analysis.literal_bindings.items()
+                if not n.startswith("_") and n not in named_metrics
+            }
+        if metric_names is not None:
+            missing = [n for n in metric_names if n not in namespace]
+            not_numbers = [
+                n for n in metric_names if n in namespace and not is_metric_value(namespace[n])
+            ]
+            if missing:
+                messages.append(f"mlops: --metrics names not defined: {', '.join(missing)}")
+            if not_numbers:
+                messages.append(
+                    f"mlops: --metrics names that are not numbers: {', '.join(not_numbers)}"
+                )
+            metrics = pick_metrics(metric_names, namespace)
+        else:
+            metrics = pick_metrics(analysis.computed_bindings, namespace)
+
+        param_texts = {n: param_text(self.masker.mask_param(n, v)) for n, v in params.items()}
+        messages += self._log_param_texts(param_texts, step=the_step, cell=digest[:12])
+        self.log_metrics(metrics, step=the_step)
+        record = CellRecord(
+            execution_count=execution_count,
+            cell_id=cell_id,
+            source=source,
+            source_sha256=digest,
+            started=started,
+            duration_s=round(duration_s, 6),
+            status="error" if error is not None else "ok",
+            step=the_step,
+            params=param_texts,
+            metrics=metrics,
+            error=(
+                {"ename": type(error).__name__, "evalue": str(error)[:2000]}
+                if error is not None
+                else None
+            ),
+        )
+        self.cells.append(record)
+        if notebook is not None:
+            messages += self._check_order(notebook, record, analysis.used_names)
+            self._snapshot(notebook, record)
+        self._write_cells()
+        return messages
+
+    def _check_order(
+        self,
+        notebook: Callable[[], dict[str, Any] | None],
+        record: CellRecord,
+        used_names: frozenset[str],
+    ) -> list[str]:
+        if self.out_of_order is not None:
+            return []
+        nb = notebook()
+        if nb is None:
+            return []
+        index = NotebookIndex.of(nb)
+        position = index.position(record.cell_id, record.source_sha256)
+        if position is None:
+            return []
+        reason = out_of_order_reason(index, position, used_names, self._executed_positions)
+        self._executed_positions.append(position)
+        if reason is None:
+            return []
+        self.out_of_order = reason
+        self._write_tags({TAG_OUT_OF_ORDER: reason[:500]})
+        return [f"mlops: cells ran out of order ({reason}); the run is tagged {TAG_OUT_OF_ORDER}"]
+
+    def _snapshot(self, notebook: Callable[[], dict[str, Any] | None], record: CellRecord) -> None:
+        """Snapshot in the writer thread: reading, masking and hashing a notebook take time."""
+
+        def write(store: RunStore) -> None:
+            nb = notebook()
+            if nb is None:
+                return
+            digest, data = prepare_snapshot(nb, self.masker)
+            record.snapshot = digest
+            if digest not in self._snapshots_written:
+                store.put_artifact(self.run_id(), f"snapshots/{digest}.ipynb", data)
+                self._snapshots_written.add(digest)
+                store.log_batch(self.run_id(), Batch(tags={TAG_SNAPSHOT: digest}))
+
+        self.writer.call(write)
+
+    def _write_cells(self) -> None:
+        def write(store: RunStore) -> None:
+            lines = []
+            for cell in self.cells:
+                data = asdict(cell)
+                data["source"] = self.masker.mask(cell.source)
+                if cell.error:
+                    data["error"] = self.masker.mask_value(cell.error)
+                lines.append(json.dumps(data, ensure_ascii=False) + "\n")
+            store.put_artifact(self.run_id(), "cells.jsonl", "".join(lines).encode())
+            store.log_batch(
+                self.run_id(),
+                Batch(
+                    tags={
+                        TAG_CELLS: str(len(self.cells)),
+                        TAG_SECRETS_MASKED: str(self.masker.masked_count),
+                    }
+                ),
+            )
+
+        self.writer.call(write, key="cells.jsonl")

@@ -1,0 +1,72 @@
+"""The interface the rest of jupyter-mlops uses to write runs, whatever the backend.
+
+The only implementation talking to a real store is :class:`MlflowRunStore` in
+``mlflow_store.py``; tests of the core may use a fake. Values here are plain Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int
+    timestamp_ms: int
+
+
+@dataclass
+class Batch:
+    """Everything to write to one run in one go (the writer coalesces records into these)."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[MetricPoint] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.params or self.metrics or self.tags)
+
+    def merge(self, other: Batch) -> None:
+        # A later param value never replaces the first: the session already decided.
+        for key, value in other.params.items():
+            self.params.setdefault(key, value)
+        self.metrics.extend(other.metrics)
+        self.tags.update(other.tags)
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    run_id: str
+    experiment_id: str
+    experiment_name: str
+    run_name: str
+    artifact_uri: str
+
+
+class RunStore(Protocol):
+    """What tracking needs from a store. Implementations raise ``StoreUnavailableError``."""
+
+    tracking_uri: str
+
+    def start_run(
+        self,
+        experiment: str,
+        run_name: str | None,
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+    ) -> RunHandle: ...
+
+    def resume_run(self, run_id: str) -> RunHandle: ...
+
+    def logged_params(self, run_id: str) -> dict[str, str]: ...
+
+    def log_batch(self, run_id: str, batch: Batch) -> None: ...
+
+    def put_artifact(self, run_id: str, path: str, data: bytes) -> None: ...
+
+    def end_run(self, run_id: str, status: str) -> None: ...
+
+    def run_status(self, run_id: str) -> str: ...
