@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from jupyter_mlops.core.errors import MlopsError, NotFoundError, StoreUnavailableError, UsageError
 from jupyter_mlops.core.settings import TrackingLocation, redact_uri
@@ -225,10 +225,3 @@ class MlflowRunStore:
                 lambda: self.client.download_artifacts(run_id, path, tmp),
             )
             return Path(local).read_bytes()
-
-    def ui_link(self, handle: RunHandle) -> str | None:
-        """A browser link to the run where the store has a UI of its own (a server)."""
-        if urlsplit(self.tracking_uri).scheme in ("http", "https"):
-            base = redact_uri(self.tracking_uri).rstrip("/").replace("***@", "")
-            return f"{base}/#/experiments/{handle.experiment_id}/runs/{handle.run_id}"
-        return None
