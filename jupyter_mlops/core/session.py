@@ -171,10 +171,11 @@ class TrackingSession:
         self, params: Mapping[str, Any], step: int | None = None, cell: str | None = None
     ) -> list[str]:
         """Log params under the first-value rule; returns messages for the user."""
-        texts = {
-            name: param_text(self.masker.mask_param(name, value)) for name, value in params.items()
-        }
-        return self._log_param_texts(texts, step, cell)
+        return self._log_param_texts(self._masked_texts(params), step, cell)
+
+    def _masked_texts(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """Param values as MLflow stores them, secrets masked: what is logged and recorded."""
+        return {name: param_text(self.masker.mask_param(name, v)) for name, v in params.items()}
 
     def _log_param_texts(
         self, texts: Mapping[str, str], step: int | None, cell: str | None
@@ -291,7 +292,7 @@ class TrackingSession:
         else:
             metrics = pick_metrics(analysis.computed_bindings, namespace)
 
-        param_texts = {n: param_text(self.masker.mask_param(n, v)) for n, v in params.items()}
+        param_texts = self._masked_texts(params)
         messages += self._log_param_texts(param_texts, step=the_step, cell=digest[:12])
         self.log_metrics(metrics, step=the_step)
         record = CellRecord(

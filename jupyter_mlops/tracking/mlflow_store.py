@@ -71,27 +71,22 @@ class MlflowRunStore:
         for attempt in range(self.retries + 1):
             try:
                 return action()
-            except MlflowException as exc:
-                text = str(exc)
-                if LOCKED.search(text) and attempt < self.retries:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
-                code = getattr(exc, "error_code", "")
-                if code == "RESOURCE_DOES_NOT_EXIST":
-                    raise NotFoundError(f"{what}: {exc.message}") from None
-                if code == "INVALID_PARAMETER_VALUE":
-                    raise UsageError(f"{what}: {exc.message}") from None
-                raise StoreUnavailableError(
-                    f"{what} failed at {redact_uri(self.tracking_uri)}: {exc.message}"
-                ) from None
             except MlopsError:
                 raise
-            except Exception as exc:  # connection refused, disk errors, SQLAlchemy errors
+            except Exception as exc:  # MLflow, connection, disk and SQLAlchemy errors
                 if LOCKED.search(str(exc)) and attempt < self.retries:
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
+                if isinstance(exc, MlflowException):
+                    code = getattr(exc, "error_code", "")
+                    if code == "RESOURCE_DOES_NOT_EXIST":
+                        raise NotFoundError(f"{what}: {exc.message}") from None
+                    if code == "INVALID_PARAMETER_VALUE":
+                        raise UsageError(f"{what}: {exc.message}") from None
+                    raise StoreUnavailableError(
+                        f"{what} failed at {redact_uri(self.tracking_uri)}: {exc.message}"
+                    ) from None
                 raise StoreUnavailableError(
                     f"{what} failed at {redact_uri(self.tracking_uri)}: "
                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
