@@ -97,6 +97,7 @@ def start_run(
                 _writer.close()
             _writer = AsyncWriter(_make_store(location))
             _location = location
+        install_kernel_shutdown_hook()
         resume = run_id or (os.environ.get(ENV_RUN_ID) if _session is None else None)
         _session = TrackingSession(
             _writer,
@@ -173,24 +174,45 @@ def last_error() -> str | None:
     return str(_writer.last_error)
 
 
+def take_dropped() -> list[str]:
+    """Records the store refused for good since the last call (each reported once)."""
+    return _writer.take_dropped() if _writer is not None else []
+
+
 def pending() -> int:
     return _writer.pending_count() if _writer is not None else 0
 
 
-@atexit.register
-def _flush_at_exit() -> None:
-    """A kernel that exits normally loses nothing: queued records are written first.
+def finish_for_exit(timeout: float = EXIT_FLUSH_TIMEOUT_S) -> bool:
+    """The process is about to end: end our run and write everything queued.
 
-    A run the notebook did not stop stays RUNNING when resumed from ``JUPYTER_MLOPS_RUN_ID``
-    (the runner ends it); otherwise the kernel ending is the end of the run.
+    Called when the kernel gets its shutdown request (while the interpreter is still
+    whole: at interpreter exit, MLflow cannot start threads any more) and again at exit
+    for plain scripts. A run the notebook did not stop stays RUNNING when it was resumed
+    from ``JUPYTER_MLOPS_RUN_ID`` (the runner ends it); otherwise the kernel ending is the
+    end of the run. Returns False, after saying so on stderr, when records are left.
     """
     if _writer is None:
-        return
+        return True
     if _session is not None and not _session.ended and not os.environ.get(ENV_RUN_ID):
         _session.stop("FINISHED")
-    if not _writer.flush(EXIT_FLUSH_TIMEOUT_S):
-        print(
-            f"jupyter-mlops: {_writer.pending_count()} tracking records could not be written "
-            f"at exit: {last_error() or 'timed out'}",
-            file=sys.stderr,
-        )
+    if _writer.flush(timeout) and _writer.last_error is None:
+        return True
+    print(
+        f"jupyter-mlops: {_writer.pending_count()} tracking records could not be written "
+        f"at exit: {last_error() or 'timed out'}",
+        file=sys.stderr,
+    )
+    return False
+
+
+def install_kernel_shutdown_hook() -> None:
+    """In an IPython kernel, flush before the kernel answers its shutdown request."""
+    if "ipykernel" not in sys.modules:
+        return
+    from jupyter_mlops.kernel.shutdown import flush_before_kernel_shutdown
+
+    flush_before_kernel_shutdown(finish_for_exit)
+
+
+atexit.register(finish_for_exit)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["mlflow_server"]
+
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
 VENV_BIN = Path(sys.executable).parent

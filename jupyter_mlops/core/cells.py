@@ -9,6 +9,11 @@ The rule a data scientist relies on (docs/magics.md says the same):
   to be an int, a float or a NumPy scalar: ``acc = model.score(X, y)``.
 
 Explicit ``--params`` / ``--metrics`` lists replace the guess.
+
+A name MLflow cannot store as a key (over 250 characters, or with characters outside
+letters, digits, ``_ - . / : `` and space, such as some non-Latin identifiers) is neither a
+param nor a metric: MLflow would refuse the whole write. ``unstorable_bindings`` names the
+ones a cell would otherwise have logged, so the adapter can say so.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import ast
 import hashlib
 import math
 import numbers
+import posixpath
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +32,10 @@ from typing import Any
 MAX_COLLECTION_ITEMS = 32
 #: A str param longer than this is not a param (MLflow's limit on values is 6000 characters).
 MAX_PARAM_TEXT = 500
+#: MLflow's limit on param, metric and tag keys (``MAX_ENTITY_KEY_LENGTH``).
+MAX_NAME_LENGTH = 250
+#: The characters MLflow accepts in param, metric and tag keys (``validate_param_and_metric_name``).
+STORABLE_NAME = re.compile(r"[/\w.\- :]+")
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,19 @@ class CellAnalysis:
     computed_bindings: tuple[str, ...] = ()
     used_names: frozenset[str] = frozenset()
     parsed: bool = True
+    #: Bound names MLflow cannot store as keys, each with whether it was bound to a literal.
+    unstorable: dict[str, bool] = field(default_factory=dict)
+
+
+def storable_name(name: str) -> bool:
+    """Whether MLflow accepts ``name`` as a param, metric or tag key (it is also a path there)."""
+    return (
+        0 < len(name) <= MAX_NAME_LENGTH
+        and STORABLE_NAME.fullmatch(name) is not None
+        and posixpath.normpath(name) == name
+        and name != "."
+        and not name.startswith(("/", ".."))
+    )
 
 
 def source_hash(source: str) -> str:
@@ -125,6 +149,7 @@ def analyze_source(source: str) -> CellAnalysis:
         return CellAnalysis(parsed=False)
     literals: dict[str, Any] = {}
     computed: list[str] = []
+    unstorable: dict[str, bool] = {}
     for names, value in _bound_at_top_level(tree):
         literal_value: Any = None
         is_literal = False
@@ -135,6 +160,9 @@ def analyze_source(source: str) -> CellAnalysis:
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 is_literal = False
         for name in names:
+            if not storable_name(name):
+                unstorable[name] = is_literal and len(names) == 1
+                continue
             if is_literal and len(names) == 1:
                 literals[name] = literal_value
                 if name in computed:
@@ -143,21 +171,33 @@ def analyze_source(source: str) -> CellAnalysis:
                 literals.pop(name, None)
                 if name not in computed:
                     computed.append(name)
-    return CellAnalysis(literals, tuple(computed), _free_names(tree))
+    return CellAnalysis(literals, tuple(computed), _free_names(tree), unstorable=unstorable)
 
 
 def is_metric_value(value: Any) -> bool:
-    """int, float or a NumPy scalar, finite or not; never a bool (a flag is not a metric)."""
+    """int, float or a NumPy scalar, finite or not; never a bool (a flag is not a metric).
+
+    An int too large for a float (``10**400``) is not one either: MLflow stores doubles.
+    """
     if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
         return False
     if isinstance(value, numbers.Real):
-        return True
+        return _fits_a_float(value)
     # NumPy scalars register as numbers.Real; 0-d arrays do not but have .item()
     return (
         type(value).__module__ == "numpy"
         and getattr(value, "shape", None) == ()
         and isinstance(getattr(value, "item", lambda: None)(), int | float)
+        and _fits_a_float(value)
     )
+
+
+def _fits_a_float(value: Any) -> bool:
+    try:
+        metric_float(value)
+    except (OverflowError, ValueError, TypeError):
+        return False
+    return True
 
 
 def metric_float(value: Any) -> float:
@@ -170,5 +210,27 @@ def pick_metrics(names: Iterable[str], namespace: Mapping[str, Any]) -> dict[str
     return {
         name: metric_float(namespace[name])
         for name in names
-        if name in namespace and not name.startswith("_") and is_metric_value(namespace[name])
+        if name in namespace
+        and not name.startswith("_")
+        and storable_name(name)
+        and is_metric_value(namespace[name])
     }
+
+
+def unstorable_bindings(
+    analysis: CellAnalysis,
+    namespace: Mapping[str, Any],
+    *,
+    params: bool = True,
+    metrics: bool = True,
+) -> list[str]:
+    """Names the cell bound to a param literal or a metric number that MLflow cannot store."""
+    return [
+        name
+        for name, literal in analysis.unstorable.items()
+        if not name.startswith("_")
+        and (
+            (params and literal)
+            or (metrics and not literal and name in namespace and is_metric_value(namespace[name]))
+        )
+    ]

@@ -16,15 +16,20 @@ Each masked value becomes ``***MASKED***``; the caller counts them for a run tag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 MASK = "***MASKED***"
+#: Names of variables whose values are secret. ``auth`` but not ``author``: GIT_AUTHOR_NAME
+#: holds a person's name, which must stay readable in every snapshot.
 SECRET_NAME = re.compile(
-    r"(?i)(secret|token|passw(or)?d|pwd|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)"
+    r"(?i)(secret|token|passw(or)?d|pwd|api[_-]?key|access[_-]?key|private[_-]?key"
+    r"|credential|auth(?!or))"
 )
 URL_PASSWORD = re.compile(
     r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)(?P<secret>[^@\s/]+)@"
@@ -69,6 +74,33 @@ def _detect_secrets_settings() -> list[dict[str, Any]]:
     return plugins
 
 
+@contextlib.contextmanager
+def _detector_settings() -> Iterator[None]:
+    """detect-secrets configured with our plugins; ``_detector_findings`` runs inside it."""
+    from detect_secrets.settings import transient_settings
+
+    with transient_settings({"plugins_used": _detect_secrets_settings()}):
+        yield
+
+
+def _scan(line: str) -> list[tuple[str, str]]:
+    """``(kind, value)`` of everything detect-secrets' ad-hoc scan reports for ``line``."""
+    from detect_secrets.core.scan import scan_line
+
+    return [(str(secret.type), secret.secret_value or "") for secret in scan_line(line)]
+
+
+def _masked_finding(kind: str, value: str) -> bool:
+    """Whether the masker masks a finding: long enough, and not a hex id or hash."""
+    minimum = MIN_ENTROPY_SECRET_LENGTH if "Entropy" in kind else MIN_SECRET_LENGTH
+    return len(value) >= minimum and not ("Entropy" in kind and HEX_ONLY.fullmatch(value))
+
+
+def _detector_findings(line: str) -> list[tuple[str, str]]:
+    """``(kind, value)`` of what detect-secrets finds in ``line``, minus what we never mask."""
+    return [(kind, value) for kind, value in _scan(line) if _masked_finding(kind, value)]
+
+
 class SecretMasker:
     """Masks secrets in text, remembering lines it has seen (snapshots repeat most lines)."""
 
@@ -77,22 +109,14 @@ class SecretMasker:
         self.use_detector = use_detector
         self.masked_count = 0
         self._line_cache: dict[str, tuple[str, int]] = {}
+        self._settings_open = False
 
     def _detected(self, line: str) -> list[str]:
-        from detect_secrets.core.scan import scan_line
-        from detect_secrets.settings import transient_settings
-
-        with transient_settings({"plugins_used": _detect_secrets_settings()}):
-            found = []
-            for secret in scan_line(line):
-                value = secret.secret_value or ""
-                minimum = (
-                    MIN_ENTROPY_SECRET_LENGTH if "Entropy" in secret.type else MIN_SECRET_LENGTH
-                )
-                if len(value) >= minimum and not (
-                    "Entropy" in secret.type and HEX_ONLY.fullmatch(value)
-                ):
-                    found.append(value)
+        if self._settings_open:
+            found = [value for _kind, value in _detector_findings(line)]
+        else:
+            with _detector_settings():
+                found = [value for _kind, value in _detector_findings(line)]
         return sorted(set(found), key=len, reverse=True)
 
     def _mask_line(self, line: str) -> tuple[str, int]:
@@ -122,11 +146,19 @@ class SecretMasker:
         """``text`` with every secret replaced by the mask; counts into ``masked_count``."""
         if not text:
             return text
+        lines = text.splitlines(keepends=True)
+        # Opening detect-secrets' settings costs more than scanning a line: once per text.
+        fresh = self.use_detector and any(line not in self._line_cache for line in lines)
         out = []
-        for line in text.splitlines(keepends=True):
-            masked, count = self._mask_line(line)
-            self.masked_count += count
-            out.append(masked)
+        with _detector_settings() if fresh else contextlib.nullcontext():
+            self._settings_open = fresh
+            try:
+                for line in lines:
+                    masked, count = self._mask_line(line)
+                    self.masked_count += count
+                    out.append(masked)
+            finally:
+                self._settings_open = False
         return "".join(out)
 
     def mask_value(self, value: Any) -> Any:
@@ -145,3 +177,93 @@ class SecretMasker:
             self.masked_count += 1
             return MASK
         return self.mask_value(value)
+
+
+# -- reporting where secrets are, for ``jupyter mlops check`` ---------------------------
+@dataclass(frozen=True)
+class SecretHit:
+    """A kind of secret on a line of a text (1-based); never the secret itself."""
+
+    kind: str
+    line: int
+
+
+#: Kinds detect-secrets found per line, shared by every ``find_secrets`` call of a process.
+_kinds_cache: dict[str, tuple[str, ...]] = {}
+
+
+KEYWORD_KIND = "Secret Keyword"
+
+
+def _line_kinds(lines: set[str]) -> dict[str, tuple[str, ...]]:
+    """The kinds of secret on each line, for a report (one detect-secrets settings block).
+
+    The masker's findings, judged for a check that fails a commit rather than for masking:
+
+    * the entropy plugins count only for a quoted string above their entropy limit, as in
+      detect-secrets' file scans. The ad-hoc scan the masker uses also returns every
+      unquoted word without the limit (``/home/alice/data/raw``, URLs in an HTML repr);
+    * a provider's token format (AWS, GitHub, Slack, Stripe, private key...) counts whatever
+      the length of the value reported: for a GitHub token that value is just ``ghp``;
+    * keyword findings (``password = "..."``) keep the masker's 8-character minimum.
+    """
+    missing = [line for line in lines if line not in _kinds_cache]
+    if missing:
+        from detect_secrets.settings import get_plugins
+
+        if len(_kinds_cache) + len(missing) > 50_000:
+            _kinds_cache.clear()
+        with _detector_settings():
+            entropy_plugins = {
+                str(plugin.secret_type): plugin
+                for plugin in get_plugins()
+                if hasattr(plugin, "entropy_limit")
+            }
+            for line in missing:
+                kinds = []
+                if URL_PASSWORD.search(line):
+                    kinds.append("password in a URL")
+                if URL_QUERY_SECRET.search(line):
+                    kinds.append("secret in a URL query")
+                for kind, value in _scan(line) if line.strip() else []:
+                    plugin = entropy_plugins.get(kind)
+                    if plugin is not None:
+                        quoted = f'"{value}"' in line or f"'{value}'" in line
+                        if not (
+                            quoted
+                            and _masked_finding(kind, value)
+                            and plugin.calculate_shannon_entropy(value) > plugin.entropy_limit
+                        ):
+                            continue
+                    elif kind == KEYWORD_KIND and not _masked_finding(kind, value):
+                        continue
+                    kinds.append(kind)
+                _kinds_cache[line] = tuple(dict.fromkeys(kinds))
+    return {line: _kinds_cache[line] for line in lines}
+
+
+def find_secrets(text: str, environ: Mapping[str, str] | None = None) -> list[SecretHit]:
+    """Where ``text`` holds a secret, by kind and line: the report ``jupyter mlops check`` makes.
+
+    Same detection as ``SecretMasker`` (URL passwords and query secrets, detect-secrets with
+    the same plugins), with findings judged as ``_line_kinds`` says. Unlike the masker,
+    environment values are looked for only when ``environ`` is given (a check's result
+    should not depend on who runs it); their kind names the variable, never the value.
+    """
+    if not text:
+        return []
+    lines = text.splitlines()
+    kinds = _line_kinds(set(lines))
+    env_items = [
+        (name, value)
+        for name, value in (environ or {}).items()
+        if SECRET_NAME.search(name) and len(value) >= MIN_ENV_SECRET_LENGTH
+    ]
+    hits: dict[tuple[str, int], None] = {}
+    for number, line in enumerate(lines, start=1):
+        for name, value in env_items:
+            if value in line:
+                hits[(f"value of the environment variable {name}", number)] = None
+        for kind in kinds[line]:
+            hits[(kind, number)] = None
+    return [SecretHit(kind, line) for kind, line in sorted(hits, key=lambda hit: hit[1])]

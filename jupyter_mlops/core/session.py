@@ -114,6 +114,10 @@ class TrackingSession:
         self.changed_params: list[str] = []
         self.out_of_order: str | None = None
         self._snapshots_written: set[str] = set()
+        # cells.jsonl records already masked (writer thread only), each with its line and
+        # the snapshot the line was made with: a record's snapshot is set after it is recorded.
+        self._cell_lines: list[tuple[dict[str, Any], str | None, str]] = []
+        self._masked_count_written = -1
         self._executed_positions: list[int] = []
         self._on_started = on_started
         self._start(run_name, dict(tags or {}), resume_run_id, environment)
@@ -215,6 +219,12 @@ class TrackingSession:
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> dict[str, float]:
         """Log numeric metrics at ``step``; a value that is not a number is a usage error."""
+        return self._log_metrics(metrics, step)
+
+    def _log_metrics(
+        self, metrics: Mapping[str, Any], step: int | None, tags: dict[str, str] | None = None
+    ) -> dict[str, float]:
+        """Metrics (and ``tags``) in one batch: one write for what a cell logs."""
         now_ms = int(self.clock() * 1000)
         points: list[MetricPoint] = []
         accepted: dict[str, float] = {}
@@ -229,7 +239,8 @@ class TrackingSession:
             points.append(MetricPoint(name, number, step or 0, now_ms))
         if points:
             self.latest_metrics.update(accepted)
-            self.writer.log(self.run_id, Batch(metrics=points))
+        if points or tags:
+            self.writer.log(self.run_id, Batch(metrics=points, tags=tags or {}))
         return accepted
 
     def _write_tags(self, tags: dict[str, str]) -> None:
@@ -294,7 +305,8 @@ class TrackingSession:
 
         param_texts = self._masked_texts(params)
         messages += self._log_param_texts(param_texts, step=the_step, cell=digest[:12])
-        self.log_metrics(metrics, step=the_step)
+        count = {TAG_CELLS: str(len(self.cells) + 1)}
+        self._log_metrics(metrics, the_step, tags=count)
         record = CellRecord(
             execution_count=execution_count,
             cell_id=cell_id,
@@ -358,24 +370,39 @@ class TrackingSession:
 
         self.writer.call(write)
 
+    def _masked_record(self, cell: CellRecord) -> dict[str, Any]:
+        data = asdict(cell)
+        data["source"] = self.masker.mask(cell.source)
+        if cell.error:
+            data["error"] = self.masker.mask_value(cell.error)
+        return data
+
+    @staticmethod
+    def _record_line(data: dict[str, Any], snapshot: str | None) -> str:
+        return json.dumps({**data, "snapshot": snapshot}, ensure_ascii=False) + "\n"
+
     def _write_cells(self) -> None:
+        """Rewrite ``cells.jsonl`` in the writer thread (the count tag went with the metrics).
+
+        Each record is masked once and serialized once (again only if its snapshot was
+        set since), so a long notebook does not rescan every earlier cell for secrets.
+        """
+
         def write(store: RunStore) -> None:
-            lines = []
-            for cell in self.cells:
-                data = asdict(cell)
-                data["source"] = self.masker.mask(cell.source)
-                if cell.error:
-                    data["error"] = self.masker.mask_value(cell.error)
-                lines.append(json.dumps(data, ensure_ascii=False) + "\n")
-            store.put_artifact(self.run_id(), "cells.jsonl", "".join(lines).encode())
-            store.log_batch(
-                self.run_id(),
-                Batch(
-                    tags={
-                        TAG_CELLS: str(len(self.cells)),
-                        TAG_SECRETS_MASKED: str(self.masker.masked_count),
-                    }
-                ),
-            )
+            lines = self._cell_lines
+            for index, cell in enumerate(list(self.cells)):
+                snapshot = cell.snapshot
+                if index == len(lines):
+                    data = self._masked_record(cell)
+                    lines.append((data, snapshot, self._record_line(data, snapshot)))
+                elif lines[index][1] != snapshot:
+                    data = lines[index][0]
+                    lines[index] = (data, snapshot, self._record_line(data, snapshot))
+            text = "".join(line for _, _, line in lines)
+            store.put_artifact(self.run_id(), "cells.jsonl", text.encode())
+            masked = self.masker.masked_count
+            if masked != self._masked_count_written:
+                store.log_batch(self.run_id(), Batch(tags={TAG_SECRETS_MASKED: str(masked)}))
+                self._masked_count_written = masked
 
         self.writer.call(write, key="cells.jsonl")

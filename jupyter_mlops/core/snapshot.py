@@ -41,17 +41,23 @@ def normalize_notebook(notebook: dict[str, Any]) -> dict[str, Any]:
     """A copy without volatile metadata, with multi-line strings joined (nbformat allows both)."""
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise InvalidNotebookError("not a notebook: expected a JSON object with a 'cells' list")
-    nb = copy.deepcopy(notebook)
+    nb = join_multiline(copy.deepcopy(notebook))
     metadata = nb.setdefault("metadata", {})
     for key in VOLATILE_NOTEBOOK_METADATA:
         metadata.pop(key, None)
     for cell in nb["cells"]:
-        if not isinstance(cell, dict):
-            raise InvalidNotebookError("not a notebook: a cell is not a JSON object")
-        cell["source"] = _text(cell.get("source", ""))
         cell_meta = cell.setdefault("metadata", {})
         for key in VOLATILE_CELL_METADATA:
             cell_meta.pop(key, None)
+    return nb
+
+
+def join_multiline(nb: dict[str, Any]) -> dict[str, Any]:
+    """Join the list-of-lines form of sources and text outputs into strings, in place."""
+    for cell in nb["cells"]:
+        if not isinstance(cell, dict):
+            raise InvalidNotebookError("not a notebook: a cell is not a JSON object")
+        cell["source"] = _text(cell.get("source", ""))
         for output in cell.get("outputs", []) or []:
             if "text" in output:
                 output["text"] = _text(output["text"])
@@ -59,6 +65,13 @@ def normalize_notebook(notebook: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(value, list):
                     output["data"][mime] = _text(value)
     return nb
+
+
+def masked_copy(notebook: dict[str, Any], masker: SecretMasker) -> dict[str, Any]:
+    """A copy with secrets masked and everything else (metadata, outputs) kept."""
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise InvalidNotebookError("not a notebook: expected a JSON object with a 'cells' list")
+    return mask_notebook(join_multiline(copy.deepcopy(notebook)), masker)
 
 
 def mask_notebook(nb: dict[str, Any], masker: SecretMasker) -> dict[str, Any]:

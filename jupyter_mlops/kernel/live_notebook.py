@@ -33,8 +33,15 @@ class LiveNotebook:
 
             self._comm = create_comm(target_name=COMM_TARGET, data={"protocol": 1})
             self._comm.on_msg(self._on_message)
+            self._comm.on_close(self._on_close)
         except Exception:  # no comm support in this shell (plain IPython): files only
             self._comm = None
+
+    def _on_close(self, _message: dict[str, Any]) -> None:
+        """No frontend can refresh the model any more: forget it rather than let it go stale."""
+        self._model = None
+        self._cell_id = None
+        self._comm = None
 
     def _on_message(self, message: dict[str, Any]) -> None:
         data = message.get("content", {}).get("data", {})

@@ -6,12 +6,18 @@ surfaces unchanged with IPython's own traceback and no frames of ours, ``display
 the last-expression value behave as usual, and papermill sees a failing cell fail.
 IPython's ``pre_run_cell`` and ``post_run_cell`` events time the cell and hand what it
 bound to the tracking session.
+
+Whatever goes wrong on our side is one line on stderr under the cell, and the cell's own
+result stands: a bad flag, a name that is not defined or not a number, a name or value
+MLflow cannot store, and a store that does not answer, said once until it answers again
+(records stay queued meanwhile and are written then).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import shlex
 import sys
 import time
@@ -23,6 +29,12 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from jupyter_mlops.core.errors import MlopsError, UsageError
 
 CELL_MAGIC = "%%mlops_track"
+#: MLflow's limit on experiment names (``MAX_EXPERIMENT_NAME_LENGTH``).
+MAX_EXPERIMENT_NAME = 500
+#: MLflow stores a metric step as a signed 64-bit integer.
+STEP_RANGE = (-(2**63), 2**63 - 1)
+#: ``%mlops_track stop`` stops waiting once the store has been failing this long.
+STOP_PATIENCE_S = 5.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +47,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message or "invalid arguments")
 
 
+@functools.lru_cache(maxsize=1)
 def _line_parser() -> _Parser:
     parser = _Parser(prog="%mlops_track", add_help=False)
     parser.add_argument("--experiment")
@@ -44,17 +57,32 @@ def _line_parser() -> _Parser:
     return parser
 
 
+def _step(text: str) -> int:
+    try:
+        step = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text} is outside MLflow's 64-bit step range")
+    return step
+
+
+@functools.lru_cache(maxsize=1)
 def _cell_parser() -> _Parser:
     parser = _Parser(prog="%%mlops_track", add_help=False)
     parser.add_argument("--params", type=lambda s: [n.strip() for n in s.split(",") if n.strip()])
     parser.add_argument("--metrics", type=lambda s: [n.strip() for n in s.split(",") if n.strip()])
-    parser.add_argument("--step", type=int)
+    parser.add_argument("--step", type=_step)
     parser.add_argument("--no-snapshot", action="store_true")
     return parser
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def _short(name: str, limit: int = 40) -> str:
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}… ({len(name)} characters)"
 
 
 def split_cell_magic(raw_cell: str) -> tuple[str, str] | None:
@@ -94,6 +122,10 @@ class MlopsMagics(Magics):
         self._current: _TrackedCell | None = None
         self._panel: Any = None
         self._notebook: Any = None
+        #: The store error already shown; None once the store answers again.
+        self._store_problem_shown: str | None = None
+        #: Params already reported as longer than MLflow keeps.
+        self._long_params_shown: set[str] = set()
 
     # -- line magic --------------------------------------------------------------
     @line_magic
@@ -109,15 +141,7 @@ class MlopsMagics(Magics):
             elif command == "status":
                 self._status()
             elif command == "stop":
-                session = api.active_session()
-                if session is None:
-                    _say("mlops: no active run")
-                    return
-                run = session.handle.run_id if session.handle else "(not started)"
-                done = api.end_run("FINISHED")
-                print(
-                    f"mlops: run {run} ended FINISHED" + ("" if done else f"; {api.last_error()}")
-                )
+                self._stop()
             elif command in ("off", "on"):
                 session = api.active_session() or (api.start_run() if command == "on" else None)
                 if session is None:
@@ -137,6 +161,11 @@ class MlopsMagics(Magics):
         from jupyter_mlops import api
 
         args = _line_parser().parse_args(words)
+        if args.experiment is not None and len(args.experiment) > MAX_EXPERIMENT_NAME:
+            raise UsageError(
+                f"experiment name {_short(args.experiment)} is over MLflow's limit of "
+                f"{MAX_EXPERIMENT_NAME} characters"
+            )
         session = api.start_run(
             experiment=args.experiment,
             run_name=args.run_name,
@@ -149,6 +178,40 @@ class MlopsMagics(Magics):
 
         self._panel = RunPanel(session, api.notebook_path())
         self._panel.show()
+
+    def _stop(self) -> None:
+        """End the run and wait for the store, but not for long when the store is failing."""
+        from jupyter_mlops import api
+
+        session = api.active_session()
+        if session is None:
+            _say("mlops: no active run")
+            return
+        deadline = time.monotonic() + api.EXIT_FLUSH_TIMEOUT_S
+        failing_since: float | None = None
+        done = api.end_run("FINISHED", timeout=0)
+        while not done:
+            done = api.flush(0.2)
+            now = time.monotonic()
+            if api.last_error() is None:
+                failing_since = None
+            elif failing_since is None:
+                failing_since = now
+            if now > deadline or (
+                failing_since is not None and now - failing_since > STOP_PATIENCE_S
+            ):
+                break
+        run = f"run {session.handle.run_id}" if session.handle else "the run (not created yet)"
+        if done and api.last_error() is None:
+            self._store_problem_shown = None
+            print(f"mlops: {run} ended FINISHED")
+            return
+        self._store_problem_shown = api.last_error()  # this line names it
+        _say(
+            f"mlops: {run} is not ended yet, {api.pending()} records kept queued: "
+            f"{api.last_error() or 'the store is still writing'}; they are written and the "
+            "run ends FINISHED when the store answers (keep this kernel running)"
+        )
 
     def _on_started(self, _handle: Any) -> None:
         if self._panel is not None:
@@ -203,15 +266,35 @@ class MlopsMagics(Magics):
 
     def post_run_cell(self, result: Any) -> None:
         tracked, self._current = self._current, None
-        if tracked is None:
+        if tracked is not None:
+            duration = time.perf_counter() - tracked.clock_start
+            try:
+                self._record(tracked, result, duration)
+            except MlopsError as error:
+                _say(f"mlops: {error}")
+            except Exception as error:  # never let tracking break the user's notebook
+                _say(f"mlops: tracking failed for this cell ({type(error).__name__}: {error})")
+        self._report_store_problem()
+
+    def _report_store_problem(self) -> None:
+        """Say once, under whichever cell runs next, that the store fails; again after it recovers.
+
+        The writer finds out in the background, so the line comes with the first cell that
+        finishes after it did, tracked or not.
+        """
+        api = sys.modules.get("jupyter_mlops.api")  # not imported: nothing was ever tracked
+        if api is None or (api.active_session() is None and api.pending() == 0):
             return
-        duration = time.perf_counter() - tracked.clock_start
-        try:
-            self._record(tracked, result, duration)
-        except MlopsError as error:
-            _say(f"mlops: {error}")
-        except Exception as error:  # never let tracking break the user's notebook
-            _say(f"mlops: tracking failed for this cell ({type(error).__name__}: {error})")
+        dropped = api.take_dropped()
+        if dropped:
+            more = f" (and {len(dropped) - 1} more)" if len(dropped) > 1 else ""
+            _say(f"mlops: {dropped[0]}{more}")
+        error = api.last_error()
+        if error is None:
+            self._store_problem_shown = None
+        elif self._store_problem_shown is None:
+            self._store_problem_shown = error
+            _say(f"mlops: store problem, records kept queued and retried: {error}")
 
     def _record(self, tracked: _TrackedCell, result: Any, duration: float) -> None:
         from jupyter_mlops import api
@@ -222,27 +305,71 @@ class MlopsMagics(Magics):
         if self._notebook is None:
             self._notebook = _notebook_source()
         assert self.shell is not None
+        namespace = self.shell.user_ns
+        param_names, metric_names, unstorable = _storable_names(tracked, namespace)
+        if unstorable:
+            _say(
+                "mlops: not logged, MLflow cannot store these names (over 250 characters or "
+                f"with characters it refuses): {', '.join(_short(n) for n in unstorable)}"
+            )
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+        recorded = len(session.cells)
         messages = session.record_cell(
             source=tracked.raw_cell,
             execution_count=getattr(result, "execution_count", None),
             started=tracked.wall_start,
             duration_s=duration,
-            namespace=self.shell.user_ns,
+            namespace=namespace,
             error=error,
-            param_names=tracked.args.params,
-            metric_names=tracked.args.metrics,
+            param_names=param_names,
+            metric_names=metric_names,
             step=tracked.args.step,
             notebook=None if tracked.args.no_snapshot else self._notebook.latest,
             cell_id=tracked.cell_id or self._notebook.current_cell_id(),
         )
         for message in messages:
             _say(message)
-        store_error = api.last_error()
-        if store_error:
-            _say(f"mlops: store problem, records kept queued and retried: {store_error}")
+        if len(session.cells) > recorded:
+            self._report_long_params(session.cells[-1].params, session.params)
         if self._panel is not None:
             self._panel.refresh()
+
+    def _report_long_params(self, cell_params: dict[str, str], logged: dict[str, str]) -> None:
+        """Once per param: MLflow keeps only the start of a value over its limit."""
+        from jupyter_mlops.tracking.mlflow_store import MAX_PARAM_VALUE
+
+        for name, text in cell_params.items():
+            if (
+                len(text) > MAX_PARAM_VALUE
+                and logged.get(name) == text
+                and name not in self._long_params_shown
+            ):
+                self._long_params_shown.add(name)
+                _say(
+                    f"mlops: param {name!r} is {len(text)} characters; MLflow keeps the first "
+                    f"{MAX_PARAM_VALUE}, cells.jsonl the whole value"
+                )
+
+
+def _storable_names(
+    tracked: _TrackedCell, namespace: Any
+) -> tuple[list[str] | None, list[str] | None, list[str]]:
+    """The ``--params`` and ``--metrics`` lists without names MLflow cannot store, and the
+    names left out, given or found by the cell analysis, that would have been logged."""
+    from jupyter_mlops.core.cells import analyze_source, storable_name, unstorable_bindings
+
+    params, metrics = tracked.args.params, tracked.args.metrics
+    dropped = [n for n in [*(params or ()), *(metrics or ())] if not storable_name(n)]
+    if params is None or metrics is None:
+        analysis = analyze_source(tracked.raw_cell)
+        dropped += unstorable_bindings(
+            analysis, namespace, params=params is None, metrics=metrics is None
+        )
+    if params is not None:
+        params = [n for n in params if storable_name(n)]
+    if metrics is not None:
+        metrics = [n for n in metrics if storable_name(n)]
+    return params, metrics, list(dict.fromkeys(dropped))
 
 
 def _notebook_source() -> Any:

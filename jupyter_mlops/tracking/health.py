@@ -3,21 +3,29 @@
 The sidebar and ``jupyter mlops status`` ask this often; importing MLflow costs about
 3 s, so the probe speaks to each kind of store with the standard library only: it
 opens a SQLite file read-only, looks at a folder, or calls a server's ``/health``.
+
+``server_problem`` is the quick question the writer asks before it talks to a server that
+failed or was idle: MLflow's own HTTP client retries a refused connection for minutes.
 """
 
 from __future__ import annotations
 
+import http.client
+import os
 import sqlite3
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jupyter_mlops.core.settings import TrackingLocation, redact_uri
+from jupyter_mlops.core.settings import ENV_ALLOW_FILE_STORE, TrackingLocation, redact_uri
 
 DEFAULT_TIMEOUT_S = 2.0
+#: HTTP answers of /health that mean the server (or the proxy in front of it) is down.
+DOWN_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,20 @@ def _probe_sqlite(uri: str) -> StoreHealth:
     return StoreHealth(True, "sqlite", f"SQLite database {path} answers")
 
 
-def _probe_folder(uri: str) -> StoreHealth:
+def file_store_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether MLflow accepts a folder store here (it reads ``MLFLOW_ALLOW_FILE_STORE``)."""
+    env = os.environ if environ is None else environ
+    return env.get(ENV_ALLOW_FILE_STORE, "").strip().lower() in ("true", "1")
+
+
+def _probe_folder(uri: str, environ: Mapping[str, str] | None = None) -> StoreHealth:
     path = Path(unquote(urlsplit(uri).path)) if urlsplit(uri).scheme else Path(uri)
+    if not file_store_allowed(environ):
+        return StoreHealth(
+            False,
+            "file",
+            f"MLflow refuses the folder store {path} unless {ENV_ALLOW_FILE_STORE}=true is set",
+        )
     if path.is_dir():
         return StoreHealth(True, "file", f"folder store {path} exists")
     if path.exists():
@@ -65,27 +85,63 @@ def _probe_folder(uri: str) -> StoreHealth:
     return StoreHealth(True, "file", f"folder store {path} not created yet")
 
 
+def _health_url(uri: str) -> str:
+    """The server's ``/health``, without any ``user:password@`` (urllib cannot send those)."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return parts._replace(netloc=host, path=parts.path.rstrip("/") + "/health").geturl()
+
+
 def _probe_http(uri: str, timeout: float) -> StoreHealth:
-    health_url = uri.rstrip("/") + "/health"
+    health_url = _health_url(uri)
     shown = redact_uri(uri)
     try:
         with urllib.request.urlopen(health_url, timeout=timeout) as response:  # noqa: S310
             status = response.status
     except urllib.error.HTTPError as exc:
         return StoreHealth(False, "http", f"tracking server {shown} answered HTTP {exc.code}")
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return StoreHealth(False, "http", f"tracking server {shown} does not answer: {reason}")
     return StoreHealth(status == 200, "http", f"tracking server {shown} answers (HTTP {status})")
 
 
-def probe_store(location: TrackingLocation, timeout: float = DEFAULT_TIMEOUT_S) -> StoreHealth:
+def server_problem(uri: str, timeout: float = DEFAULT_TIMEOUT_S) -> str | None:
+    """What keeps the tracking server at ``uri`` from answering, or None when it answers.
+
+    Any HTTP answer but a gateway's "down" (502, 503, 504) counts as answering: a server
+    behind an authenticating proxy may well refuse ``/health`` and still take our writes.
+    """
+    shown = redact_uri(uri)
+    try:
+        with urllib.request.urlopen(_health_url(uri), timeout=timeout):  # noqa: S310
+            return None
+    except urllib.error.HTTPError as exc:
+        if exc.code in DOWN_STATUSES:
+            return f"tracking server {shown} answered HTTP {exc.code}"
+        return None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"tracking server {shown} does not answer: {reason}"
+    except ValueError:  # a URI urllib cannot ask; MLflow's own client will say what is wrong
+        return None
+
+
+def probe_store(
+    location: TrackingLocation,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    environ: Mapping[str, str] | None = None,
+) -> StoreHealth:
     """Ask the store at ``location`` whether it answers, within ``timeout`` seconds."""
     kind = location.kind
     if kind == "sqlite":
         return _probe_sqlite(location.uri)
     if kind == "file":
-        return _probe_folder(location.uri)
+        return _probe_folder(location.uri, environ)
     if kind == "http":
         return _probe_http(location.uri, timeout)
     return StoreHealth(

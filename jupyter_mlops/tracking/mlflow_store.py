@@ -1,14 +1,24 @@
 """The MLflow implementation of :class:`RunStore`: the one module that imports mlflow.
 
-It hides three MLflow habits from the rest of the code: experiments on the embedded
-default get their artifact folder under ``.mlops/`` (not ``./mlruns`` of whatever the
-working directory was), ``log_batch`` calls are split at MLflow's per-request limits,
-and MLflow's exceptions become our typed errors.
+It hides MLflow habits from the rest of the code: experiments on the embedded default
+get their artifact folder under ``.mlops/`` (not ``./mlruns`` of whatever the working
+directory was), ``log_batch`` calls are split at MLflow's per-request limits (count and
+size; over-long values are truncated as MLflow itself does, keys MLflow would refuse are
+left out with a warning instead of failing the whole batch), and MLflow's exceptions
+become our typed errors, in one line.
+
+A tracking server that stopped answering fails fast: MLflow's HTTP client retries a
+refused connection for about four minutes before it raises, while the writer above keeps
+records and retries with its own backoff, so before talking to a server that failed or was
+idle the store asks its ``/health`` with a short timeout.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import re
 import tempfile
 import time
@@ -17,9 +27,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
+from jupyter_mlops.core.cells import storable_name
 from jupyter_mlops.core.errors import MlopsError, NotFoundError, StoreUnavailableError, UsageError
-from jupyter_mlops.core.settings import TrackingLocation, redact_uri
-from jupyter_mlops.tracking.store import Batch, RunHandle
+from jupyter_mlops.core.settings import ENV_ALLOW_FILE_STORE, TrackingLocation, redact_uri
+from jupyter_mlops.tracking.health import server_problem
+from jupyter_mlops.tracking.store import Batch, MetricPoint, RunHandle, RunRecord
 
 # MLflow's per-request limits for log_batch (mlflow/utils/validation.py).
 MAX_PARAMS_PER_BATCH = 100
@@ -27,7 +39,15 @@ MAX_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
+#: MLflow's server refuses a log_batch request over 1 MB of JSON; stay well under it.
+MAX_BATCH_JSON_BYTES = 500_000
+#: A server not talked to for this long (or that failed last time) is probed first.
+PROBE_AFTER_IDLE_S = 0.5
+PROBE_TIMEOUT_S = 3.0
+#: Longest error text passed up: it becomes one line under a cell.
+MAX_ERROR_TEXT = 300
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 LOCKED = re.compile(r"database is locked|database table is locked", re.IGNORECASE)
 
@@ -35,6 +55,34 @@ LOCKED = re.compile(r"database is locked|database table is locked", re.IGNORECAS
 def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _sized_chunks(
+    items: list[T], size: int, weight: Callable[[T], int], budget: int = MAX_BATCH_JSON_BYTES
+) -> Iterator[list[T]]:
+    """Chunks of at most ``size`` items whose weights add up to at most ``budget``."""
+    chunk: list[T] = []
+    total = 0
+    for item in items:
+        cost = weight(item)
+        if chunk and (len(chunk) == size or total + cost > budget):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(item)
+        total += cost
+    if chunk:
+        yield chunk
+
+
+def _json_size(key: str, value: str) -> int:
+    """About how many bytes an entity takes in a log_batch request (non-ASCII is escaped)."""
+    return len(json.dumps(key)) + len(json.dumps(value)) + 32
+
+
+def one_line(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """The first line of ``text``, cut at ``limit`` characters: an error shown under a cell."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def prepare_local_store(location: TrackingLocation) -> None:
@@ -53,24 +101,65 @@ class MlflowRunStore:
     """Runs, params, metrics, tags and artifacts through ``MlflowClient``."""
 
     def __init__(self, location: TrackingLocation, retries: int = 5) -> None:
-        prepare_local_store(location)
-        from mlflow.tracking import MlflowClient
+        try:
+            prepare_local_store(location)
+            from mlflow.tracking import MlflowClient
+        except Exception as exc:
+            raise self._open_error(location, exc) from None
+
+        # A progress bar per downloaded artifact is noise in a CLI's output and a kernel's.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # Creating a database logs its migrations at INFO on stderr: noise in a CLI's output.
+        for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
         self.location = location
         self.tracking_uri = location.uri
         self.retries = retries
-        self.client = MlflowClient(tracking_uri=location.uri, registry_uri=location.uri)
+        self._last_ok: float | None = None
+        try:
+            # Opening a SQLite store creates its tables; a folder store may be refused here.
+            self.client = MlflowClient(tracking_uri=location.uri, registry_uri=location.uri)
+        except Exception as exc:
+            raise self._open_error(location, exc) from None
         self._experiments: dict[str, str] = {}
 
+    @staticmethod
+    def _open_error(location: TrackingLocation, exc: Exception) -> StoreUnavailableError:
+        """Why the store cannot be opened: the writer keeps records and tries again."""
+        shown = redact_uri(location.uri)
+        if location.kind == "file" and ENV_ALLOW_FILE_STORE in str(exc):
+            return StoreUnavailableError(
+                f"MLflow refuses the folder store {shown} unless {ENV_ALLOW_FILE_STORE}=true "
+                "is set in the kernel's environment"
+            )
+        return StoreUnavailableError(
+            f"cannot open the tracking store {shown}: {type(exc).__name__}: {one_line(str(exc))}"
+        )
+
     # -- errors -----------------------------------------------------------------
+    def _check_server(self) -> None:
+        """Fail in seconds, not minutes, when a tracking server that failed or idled is gone."""
+        if self.location.kind != "http":
+            return
+        if self._last_ok is not None and time.monotonic() - self._last_ok < PROBE_AFTER_IDLE_S:
+            return
+        problem = server_problem(self.tracking_uri, PROBE_TIMEOUT_S)
+        if problem is not None:
+            self._last_ok = None
+            raise StoreUnavailableError(problem)
+
     def _call(self, what: str, action: Callable[[], T]) -> T:
         """Run a client call; retry SQLite lock errors; turn failures into our errors."""
         from mlflow.exceptions import MlflowException
 
+        self._check_server()
         delay = 0.05
         for attempt in range(self.retries + 1):
             try:
-                return action()
+                result = action()
+                self._last_ok = time.monotonic()
+                return result
             except MlopsError:
                 raise
             except Exception as exc:  # MLflow, connection, disk and SQLAlchemy errors
@@ -78,18 +167,20 @@ class MlflowRunStore:
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
+                self._last_ok = None
                 if isinstance(exc, MlflowException):
                     code = getattr(exc, "error_code", "")
+                    message = one_line(str(exc.message))
                     if code == "RESOURCE_DOES_NOT_EXIST":
-                        raise NotFoundError(f"{what}: {exc.message}") from None
+                        raise NotFoundError(f"{what}: {message}") from None
                     if code == "INVALID_PARAMETER_VALUE":
-                        raise UsageError(f"{what}: {exc.message}") from None
+                        raise UsageError(f"{what}: {message}") from None
                     raise StoreUnavailableError(
-                        f"{what} failed at {redact_uri(self.tracking_uri)}: {exc.message}"
+                        f"{what} failed at {redact_uri(self.tracking_uri)}: {message}"
                     ) from None
                 raise StoreUnavailableError(
                     f"{what} failed at {redact_uri(self.tracking_uri)}: "
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    f"{type(exc).__name__}: {one_line(str(exc))}"
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -178,14 +269,39 @@ class MlflowRunStore:
 
     # -- writing ----------------------------------------------------------------
     def log_batch(self, run_id: str, batch: Batch) -> None:
+        """Write the batch in as many requests as MLflow's limits need.
+
+        Values over MLflow's limits are truncated (as MLflow does itself); a key MLflow would
+        refuse is left out with a warning, since one bad key would fail the whole request and
+        the writer would hold every later record behind it.
+        """
         from mlflow.entities import Metric, Param, RunTag
 
-        params = [Param(k, v[:MAX_PARAM_VALUE]) for k, v in batch.params.items()]
-        tags = [RunTag(k, v[:MAX_TAG_VALUE]) for k, v in batch.tags.items()]
-        metrics = [Metric(m.key, m.value, m.timestamp_ms, m.step) for m in batch.metrics]
-        for param_chunk in _chunks(params, MAX_PARAMS_PER_BATCH):
+        keys = {*batch.params, *batch.tags, *(m.key for m in batch.metrics)}
+        refused = sorted(k for k in keys if not storable_name(k))
+        if refused:
+            shown = ", ".join(repr(k if len(k) <= 40 else k[:40] + "…") for k in refused)
+            log.warning(
+                "mlops: not logged, MLflow refuses these keys (over 250 characters or with "
+                "characters it does not accept): %s",
+                shown,
+            )
+        params = [
+            Param(k, v[:MAX_PARAM_VALUE]) for k, v in batch.params.items() if storable_name(k)
+        ]
+        tags = [RunTag(k, v[:MAX_TAG_VALUE]) for k, v in batch.tags.items() if storable_name(k)]
+        metrics = [
+            Metric(m.key, m.value, m.timestamp_ms, m.step)
+            for m in batch.metrics
+            if storable_name(m.key)
+        ]
+        for param_chunk in _sized_chunks(
+            params, MAX_PARAMS_PER_BATCH, lambda p: _json_size(p.key, p.value)
+        ):
             self._log_batch_call(run_id, "params", {"params": param_chunk})
-        for tag_chunk in _chunks(tags, MAX_TAGS_PER_BATCH):
+        for tag_chunk in _sized_chunks(
+            tags, MAX_TAGS_PER_BATCH, lambda t: _json_size(t.key, t.value)
+        ):
             self._log_batch_call(run_id, "tags", {"tags": tag_chunk})
         for metric_chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
             self._log_batch_call(run_id, "metrics", {"metrics": metric_chunk})
@@ -220,3 +336,54 @@ class MlflowRunStore:
                 lambda: self.client.download_artifacts(run_id, path, tmp),
             )
             return Path(local).read_bytes()
+
+    # -- reading back -------------------------------------------------------------
+    @staticmethod
+    def _record(run: Any) -> RunRecord:
+        return RunRecord(
+            run_id=run.info.run_id,
+            experiment_id=str(run.info.experiment_id),
+            run_name=run.info.run_name or "",
+            status=str(run.info.status),
+            start_time_ms=run.info.start_time,
+            end_time_ms=run.info.end_time,
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            tags=dict(run.data.tags),
+            artifact_uri=run.info.artifact_uri,
+        )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run, or ``NotFoundError`` naming the id."""
+        return self._record(
+            self._call(f"reading run {run_id}", lambda: self.client.get_run(run_id))
+        )
+
+    def find_runs(
+        self, experiment_ids: list[str], filter_string: str = "", max_results: int = 1000
+    ) -> list[RunRecord]:
+        """Runs matching an MLflow search filter, newest first."""
+        runs = self._call(
+            "searching runs",
+            lambda: self.client.search_runs(
+                experiment_ids,
+                filter_string=filter_string,
+                max_results=max_results,
+                order_by=["attributes.start_time DESC"],
+            ),
+        )
+        return [self._record(run) for run in runs]
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self.log_batch(run_id, Batch(tags=tags))
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        history = self._call(
+            f"reading metric {key} of run {run_id}",
+            lambda: self.client.get_metric_history(run_id, key),
+        )
+        return [MetricPoint(m.key, m.value, m.step, m.timestamp) for m in history]
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """Mark a run SCHEDULED, RUNNING, ... without ending it (batch points before they start)."""
+        self._call(f"updating run {run_id}", lambda: self.client.update_run(run_id, status=status))

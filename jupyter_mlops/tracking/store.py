@@ -46,6 +46,22 @@ class RunHandle:
     artifact_uri: str
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as read back from the store, in plain values."""
+
+    run_id: str
+    experiment_id: str
+    run_name: str
+    status: str
+    start_time_ms: int | None
+    end_time_ms: int | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    artifact_uri: str
+
+
 class RunStore(Protocol):
     """What tracking needs from a store. Implementations raise ``StoreUnavailableError``."""
 

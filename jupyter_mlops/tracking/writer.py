@@ -3,11 +3,16 @@
 Cells enqueue operations in microseconds. The thread drains the queue in order,
 coalescing what is pending: consecutive batches for one run become one ``log_batch``
 (one SQL transaction or HTTP request), and a newer upload of the same artifact
-replaces an older one that was not written yet. ``flush()`` waits until everything
-enqueued so far is written: it is called on ``stop``, at kernel exit, and by tests.
+replaces an older one that was not written yet (taking its place at the end of the
+queue, after what was enqueued before it). ``flush()`` waits until everything enqueued
+so far is written, without the linger: it is called on ``stop``, at kernel exit, and by
+tests.
 
 When the store fails, the pending operations stay queued and are tried again with
-backoff; the error is kept for the adapter to show in one line. Nothing is dropped.
+backoff; the error is kept for the adapter to show in one line. Nothing is dropped for a
+store that fails. What the store refuses for good (a ``UsageError``: a value it will never
+accept) and our own bugs are given up, one operation each, and reported through
+``take_dropped()`` so the adapter says so instead of the queue blocking forever.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jupyter_mlops.core.errors import MlopsError
+from jupyter_mlops.core.errors import MlopsError, UsageError
 from jupyter_mlops.tracking.store import Batch, RunStore
 
 #: How long the thread waits after the first record for more to coalesce with it.
@@ -35,6 +40,8 @@ class Operation:
     batch: Batch | None = None
     run_ref: Callable[[], str] | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    #: ``done`` of the operations coalesced into this one, set when this one is written.
+    merged: list[threading.Event] = field(default_factory=list)
 
 
 class AsyncWriter:
@@ -50,7 +57,11 @@ class AsyncWriter:
         self._lock = threading.Condition()
         self._closed = False
         self._busy = False
+        # Set while someone waits in flush() or close(): the thread then skips the linger.
+        self._hurry = threading.Event()
+        self._waiters = 0
         self.last_error: MlopsError | None = None
+        self._dropped: list[str] = []
         self.errors_seen = 0
         self._thread = threading.Thread(target=self._loop, name=f"{name}-writer", daemon=True)
         self._thread.start()
@@ -63,14 +74,12 @@ class AsyncWriter:
             if operation.key is not None:
                 for index, queued in enumerate(self._pending):
                     if queued.key == operation.key:
-                        # Keep the queue position (ordering) but write the newest content.
-                        queued.done.set()
-                        self._pending[index] = operation
+                        # The newest content goes after everything enqueued before it (a
+                        # record it lists may still wait for an earlier operation).
+                        del self._pending[index]
+                        operation.merged += [queued.done, *queued.merged]
                         break
-                else:
-                    self._pending.append(operation)
-            else:
-                self._pending.append(operation)
+            self._pending.append(operation)
             self._lock.notify_all()
 
     def call(self, action: Callable[[RunStore], None], key: str | None = None) -> None:
@@ -85,12 +94,31 @@ class AsyncWriter:
         """Wait until everything queued so far is written; False if ``timeout`` ran out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._pending or self._busy:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._lock.wait(remaining if remaining is not None else 0.5)
+            self._waiters += 1
+            self._hurry.set()
+            try:
+                while self._pending or self._busy:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._lock.wait(remaining if remaining is not None else 0.5)
+            finally:
+                self._waiters -= 1
+                if not self._waiters and not self._closed:
+                    self._hurry.clear()
         return True
+
+    def _drop(self, message: str) -> None:
+        """Give up on one operation, and keep saying so until an adapter takes the message."""
+        self.errors_seen += 1
+        with self._lock:
+            self._dropped.append(message[:500])
+
+    def take_dropped(self) -> list[str]:
+        """Messages about operations given up since the last call (each reported once)."""
+        with self._lock:
+            dropped, self._dropped = self._dropped, []
+        return dropped
 
     def pending_count(self) -> int:
         with self._lock:
@@ -100,6 +128,7 @@ class AsyncWriter:
         flushed = self.flush(timeout)
         with self._lock:
             self._closed = True
+            self._hurry.set()
             self._lock.notify_all()
         self._thread.join(timeout=5)
         return flushed
@@ -113,7 +142,7 @@ class AsyncWriter:
                 return None
             self._busy = True
         if self._linger_s:
-            time.sleep(self._linger_s)
+            self._hurry.wait(self._linger_s)  # returns at once when someone flushes
         with self._lock:
             taken = list(self._pending)
             self._pending.clear()
@@ -123,6 +152,8 @@ class AsyncWriter:
     def _coalesce(operations: list[Operation]) -> list[Operation]:
         """Merge runs of consecutive batches for the same run into one."""
         merged: list[Operation] = []
+        combined: Operation | None = None  # the last of ``merged`` when this built it
+        batch = Batch()  # the batch of ``combined``
         for operation in operations:
             previous = merged[-1] if merged else None
             if (
@@ -131,12 +162,15 @@ class AsyncWriter:
                 and previous.batch is not None
                 and previous.run_ref == operation.run_ref
             ):
-                combined = Batch()
-                combined.merge(previous.batch)
-                combined.merge(operation.batch)
-                merged[-1] = Operation(previous.action, batch=combined, run_ref=previous.run_ref)
-                merged[-1].done = previous.done
-                operation.done.set()
+                if previous is not combined:
+                    # A new batch, so that merging never changes an enqueued one.
+                    batch = Batch()
+                    batch.merge(previous.batch)
+                    combined = Operation(previous.action, batch=batch, run_ref=previous.run_ref)
+                    combined.merged = [previous.done, *previous.merged]
+                    merged[-1] = combined
+                batch.merge(operation.batch)
+                merged[-1].merged += [operation.done, *operation.merged]
             else:
                 merged.append(operation)
         return merged
@@ -160,6 +194,8 @@ class AsyncWriter:
                 operation = queue[0]
                 try:
                     self._run(operation)
+                except UsageError as error:  # the store refuses this for good: retrying is futile
+                    self._drop(f"not written, the store refused it: {error}")
                 except MlopsError as error:
                     self.last_error = error
                     self.errors_seen += 1
@@ -179,12 +215,14 @@ class AsyncWriter:
                         self._pending.clear()
                     continue
                 except Exception as error:  # a bug of ours must not kill the thread silently
-                    self.last_error = MlopsError(f"internal error while tracking: {error!r}")
-                    self.errors_seen += 1
+                    self._drop(f"not written, internal error while tracking: {error!r}")
+                else:
+                    self.last_error = None
                 queue.popleft()
                 operation.done.set()
+                for done in operation.merged:
+                    done.set()
                 backoff = 0.5
-                self.last_error = None
             with self._lock:
                 self._busy = False
                 self._lock.notify_all()

@@ -4,11 +4,13 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { fetchStatus } from './api';
 import { mlopsIcon } from './icons';
 import { parseSettings } from './model';
+import { NotebookCommManager } from './notebookComm';
 import { MlopsSidebar } from './widgets/StatusPanel';
 
 /**
@@ -78,4 +80,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/**
+ * Sends the live notebook model to the kernel before a tracked cell runs, so
+ * snapshots include unsaved edits (see `notebookComm.ts`).
+ */
+const liveNotebookPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-mlops:live-notebook',
+  description:
+    'Live notebook for tracked runs: snapshots include edits that were not saved.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (_app: JupyterFrontEnd, tracker: INotebookTracker): void => {
+    // Lives as long as the application: there is no plugin deactivation to undo it.
+    new NotebookCommManager(tracker);
+  }
+};
+
+export default [plugin, liveNotebookPlugin];

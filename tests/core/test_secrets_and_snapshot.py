@@ -67,3 +67,12 @@ def test_normalize_does_not_modify_its_input() -> None:
     assert nb == before
     assert normalized["cells"][0]["source"] == "a = 1\nb = 2"
     assert "execution" not in normalized["cells"][0]["metadata"]
+
+
+def test_author_names_are_not_secrets_but_auth_values_are() -> None:
+    masker = SecretMasker(
+        environ={"GIT_AUTHOR_NAME": "Ada Lovelace", "HUB_AUTH": "hub-auth-value-123"},
+        use_detector=False,
+    )
+    text = masker.mask("by Ada Lovelace with hub-auth-value-123")
+    assert text == f"by Ada Lovelace with {MASK}"

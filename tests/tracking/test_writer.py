@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from jupyter_mlops.core.errors import StoreUnavailableError
+from jupyter_mlops.core.errors import StoreUnavailableError, UsageError
 from jupyter_mlops.tracking.store import Batch, MetricPoint
 from jupyter_mlops.tracking.writer import AsyncWriter
 
@@ -70,3 +70,40 @@ def test_keyed_operations_replace_older_pending_ones() -> None:
     gate.set()
     writer.flush(10)
     assert seen == ["v2"]
+
+
+def test_what_the_store_refuses_for_good_is_dropped_reported_and_does_not_block() -> None:
+    seen: list[str] = []
+    writer = AsyncWriter(lambda: FakeStore(), linger_s=0)  # type: ignore[arg-type,return-value]
+
+    def refused(_store: object) -> None:
+        raise UsageError("param lr already logged with another value")
+
+    def bug(_store: object) -> None:
+        raise KeyError("oops")
+
+    writer.call(refused)
+    writer.call(bug)
+    writer.call(lambda _s: seen.append("after"))
+    assert writer.flush(10), "a refused operation must not block the queue"
+    assert seen == ["after"]
+    dropped = writer.take_dropped()
+    assert len(dropped) == 2
+    assert "refused" in dropped[0] and "already logged" in dropped[0]
+    assert "internal error" in dropped[1] and "KeyError" in dropped[1]
+    assert writer.take_dropped() == [], "each is reported once"
+    assert writer.last_error is None
+
+
+def test_a_newer_keyed_operation_runs_after_what_was_queued_before_it() -> None:
+    """cells.jsonl rewritten after a snapshot op must see the snapshot that op set."""
+    order: list[str] = []
+    gate = threading.Event()
+    writer = AsyncWriter(lambda: FakeStore(), linger_s=0)  # type: ignore[arg-type,return-value]
+    writer.call(lambda _s: gate.wait(5))
+    writer.call(lambda _s: order.append("cells v1"), key="cells.jsonl")
+    writer.call(lambda _s: order.append("snapshot"))
+    writer.call(lambda _s: order.append("cells v2"), key="cells.jsonl")
+    gate.set()
+    assert writer.flush(10)
+    assert order == ["snapshot", "cells v2"]
