@@ -1,0 +1,260 @@
+"""``mlops.yaml``: a pipeline of notebook steps, read and checked without running anything.
+
+::
+
+    name: churn                 # optional; default: the folder's name
+    experiment: churn-pipeline  # optional; default: the name
+    steps:
+      prepare:
+        notebook: notebooks/prepare.ipynb
+        params: {rows: 500}
+        inputs: [data/raw.csv]
+        outputs: [data/clean.csv]
+      train:
+        notebook: notebooks/train.ipynb
+        needs: [prepare]
+        inputs: [data/clean.csv]
+
+Paths are relative to the file's folder and must stay inside the project: a pipeline
+never reads or writes outside it. A step's cache key covers everything its result
+depends on: the notebook's content, its params, the hashes of its input files and the
+keys and output hashes of the steps it needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.core.errors import ConfigError, ForbiddenPathError
+from jupyter_mlops.core.parameters import canonical_params, check_name
+
+STEP_KEYS = {"notebook", "params", "inputs", "outputs", "needs", "kernel", "cell_timeout"}
+TOP_KEYS = {"name", "experiment", "steps"}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    notebook: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[Path, ...] = ()
+    outputs: tuple[Path, ...] = ()
+    needs: tuple[str, ...] = ()
+    kernel: str | None = None
+    cell_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    experiment: str
+    path: Path
+    root: Path
+    steps: dict[str, Step]
+
+    def order(self) -> list[str]:
+        """Steps in an order where every step comes after the steps it needs (stable)."""
+        placed: list[str] = []
+        remaining = list(self.steps)
+        while remaining:
+            ready = [s for s in remaining if all(n in placed for n in self.steps[s].needs)]
+            if not ready:
+                raise ConfigError(
+                    f"{self.path}: the steps {', '.join(remaining)} need each other (a cycle)"
+                )
+            placed += ready
+            remaining = [s for s in remaining if s not in ready]
+        return placed
+
+    def dependants(self, name: str) -> set[str]:
+        """Every step that needs ``name``, directly or through others."""
+        found: set[str] = set()
+        frontier = {name}
+        while frontier:
+            frontier = {s for s, step in self.steps.items() if set(step.needs) & frontier} - found
+            found |= frontier
+        return found
+
+
+def _inside(root: Path, base: Path, value: Any, what: str, source: Path) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}: {what} must be a path string, not {value!r}")
+    path = (base / value).resolve()
+    if not path.is_relative_to(root):
+        raise ForbiddenPathError(f"{source}: {what} {value!r} is outside the project {root}")
+    return path
+
+
+def _paths(root: Path, base: Path, value: Any, what: str, source: Path) -> tuple[Path, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: {what} must be a list of paths")
+    return tuple(_inside(root, base, v, what, source) for v in value)
+
+
+def parse_pipeline(data: Any, path: Path, project_root: Path) -> Pipeline:
+    """Check a loaded ``mlops.yaml`` and resolve its paths."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'steps:'")
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(sorted(unknown))}"
+        )
+    raw_steps = data.get("steps")
+    if isinstance(raw_steps, list):
+        listed: dict[str, Any] = {}
+        for item in raw_steps:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ConfigError(f"{path}: each step in a list needs a 'name:'")
+            listed[item["name"]] = {k: v for k, v in item.items() if k != "name"}
+        raw_steps = listed
+    if not isinstance(raw_steps, dict) or not raw_steps:
+        raise ConfigError(f"{path}: 'steps' must name at least one step")
+    base = path.parent.resolve()
+    root = project_root.resolve()
+    steps: dict[str, Step] = {}
+    for name, spec in raw_steps.items():
+        if not isinstance(name, str) or not name.replace("-", "_").isidentifier():
+            raise ConfigError(f"{path}: step name {name!r} must be letters, digits, - and _")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: step {name!r} must be a mapping")
+        bad = set(spec) - STEP_KEYS
+        if bad:
+            plural = "s" if len(bad) > 1 else ""
+            raise ConfigError(
+                f"{path}: step {name!r} has unknown key{plural} {', '.join(sorted(bad))}"
+            )
+        if "notebook" not in spec:
+            raise ConfigError(f"{path}: step {name!r} has no 'notebook:'")
+        params = spec.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{path}: params of step {name!r} must be a mapping")
+        for param in params:
+            check_name(str(param))
+        needs = spec.get("needs") or []
+        if isinstance(needs, str):
+            needs = [needs]
+        if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+            raise ConfigError(f"{path}: needs of step {name!r} must be a list of step names")
+        timeout = spec.get("cell_timeout")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ConfigError(f"{path}: cell_timeout of step {name!r} must be a positive number")
+        steps[name] = Step(
+            name=name,
+            notebook=_inside(root, base, spec["notebook"], f"notebook of step {name!r}", path),
+            params=dict(params),
+            inputs=_paths(root, base, spec.get("inputs"), f"inputs of step {name!r}", path),
+            outputs=_paths(root, base, spec.get("outputs"), f"outputs of step {name!r}", path),
+            needs=tuple(needs),
+            kernel=spec.get("kernel"),
+            cell_timeout=float(timeout) if timeout is not None else None,
+        )
+    for step in steps.values():
+        missing = [n for n in step.needs if n not in steps]
+        if missing:
+            raise ConfigError(f"{path}: step {step.name!r} needs unknown step {', '.join(missing)}")
+    name = data.get("name") or base.name
+    if not isinstance(name, str) or not re.fullmatch(r"[\w.\- ]+", name):
+        raise ConfigError(f"{path}: 'name' must be letters, digits, spaces, '.', '-' and '_'")
+    experiment = data.get("experiment") or name
+    pipeline = Pipeline(name, str(experiment), path.resolve(), root, steps)
+    pipeline.order()  # refuses cycles now, not halfway through a run
+    return pipeline
+
+
+def load_pipeline(path: Path, project_root: Path) -> Pipeline:
+    import yaml
+
+    if not path.is_file():
+        from jupyter_mlops.core.errors import NotFoundError
+
+        raise NotFoundError(f"pipeline file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path}{line}: invalid YAML: {getattr(error, 'problem', error)}"
+        ) from None
+    return parse_pipeline(data, path, project_root)
+
+
+# -- cache keys --------------------------------------------------------------------------
+def file_sha256(path: Path) -> str | None:
+    """The file's SHA-256, or None when it does not exist."""
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What a step's result depends on, part by part, so staleness can say which changed."""
+
+    notebook: str
+    params: str
+    inputs: Mapping[str, str | None]
+    upstream: Mapping[str, str]
+
+    def parts(self) -> dict[str, str]:
+        """The tags recorded on a step's run."""
+        return {
+            "mlops.cache.notebook": self.notebook,
+            "mlops.cache.params": hashlib.sha256(self.params.encode()).hexdigest(),
+            "mlops.cache.inputs": json.dumps(dict(self.inputs), sort_keys=True),
+            "mlops.cache.upstream": json.dumps(dict(self.upstream), sort_keys=True),
+        }
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.parts(), sort_keys=True).encode()).hexdigest()
+
+
+def step_key(
+    notebook_sha: str,
+    params: Mapping[str, Any],
+    inputs: tuple[Path, ...],
+    root: Path,
+    upstream: Mapping[str, str],
+) -> CacheKey:
+    return CacheKey(
+        notebook=notebook_sha,
+        params=canonical_params(params),
+        inputs={str(p.relative_to(root)): file_sha256(p) for p in inputs},
+        upstream=dict(upstream),
+    )
+
+
+def stale_reasons(current: CacheKey, recorded: Mapping[str, str]) -> list[str]:
+    """Why a step's last finished run no longer matches; empty when it does."""
+    now = current.parts()
+    reasons = []
+    if recorded.get("mlops.cache.notebook") != now["mlops.cache.notebook"]:
+        reasons.append("the notebook changed")
+    if recorded.get("mlops.cache.params") != now["mlops.cache.params"]:
+        reasons.append("its params changed")
+    before_inputs = json.loads(recorded.get("mlops.cache.inputs") or "{}")
+    for name, sha in current.inputs.items():
+        if sha is None:
+            reasons.append(f"input {name} is missing")
+        elif before_inputs.get(name) != sha:
+            reasons.append(f"input {name} changed")
+    before_up = json.loads(recorded.get("mlops.cache.upstream") or "{}")
+    for name, key in current.upstream.items():
+        if before_up.get(name) != key:
+            reasons.append(f"upstream step {name} changed")
+    return reasons

@@ -1,0 +1,292 @@
+"""``jupyter mlops pipeline``: run, explain and show an ``mlops.yaml`` of notebook steps.
+
+The whole pipeline is a parent run; each executed step is a child run tagged with its
+step name and the parts of its cache key. A step is skipped as cached when its last
+FINISHED run has the same key and its declared outputs still exist. A failing step
+stops the steps that need it (and only those) and is named in the result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_mlops.core.errors import UsageError
+from jupyter_mlops.core.pipeline_spec import (
+    CacheKey,
+    Pipeline,
+    file_sha256,
+    stale_reasons,
+    step_key,
+)
+from jupyter_mlops.core.settings import TrackingLocation
+from jupyter_mlops.execution.runner import (
+    TAG_KIND,
+    RunPlan,
+    RunRequest,
+    close_run,
+    execute_plan,
+    kernel_overlay,
+    open_run,
+    plan_run,
+    status_of,
+)
+from jupyter_mlops.tracking.store import Batch
+
+TAG_PIPELINE = "mlops.pipeline"
+TAG_STEP = "mlops.pipeline.step"
+TAG_CACHE_KEY = "mlops.cache_key"
+TAG_OUTPUTS = "mlops.cache.outputs"
+
+
+@dataclass
+class StepState:
+    """What ``status`` says of a step, and what ``run`` did with it."""
+
+    name: str
+    fresh: bool
+    reasons: list[str]
+    key: CacheKey
+    last_run_id: str | None = None
+    outcome: str | None = None  # ran | cached | failed | blocked | forced
+    run_id: str | None = None
+    message: str | None = None
+    output_hashes: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineOutcome:
+    pipeline: Pipeline
+    run_id: str | None
+    steps: list[StepState]
+
+    @property
+    def failed(self) -> list[StepState]:
+        return [s for s in self.steps if s.outcome in ("failed", "blocked")]
+
+
+def _outputs(pipeline: Pipeline, name: str) -> dict[str, str | None]:
+    step = pipeline.steps[name]
+    return {str(p.relative_to(pipeline.root)): file_sha256(p) for p in step.outputs}
+
+
+class PipelineRunner:
+    def __init__(self, pipeline: Pipeline, location: TrackingLocation) -> None:
+        self.pipeline = pipeline
+        self.location = location
+        self._store: Any = None
+        self._plans: dict[str, RunPlan] = {}
+
+    def store(self) -> Any:
+        if self._store is None:
+            from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+
+            self._store = MlflowRunStore(self.location)
+        return self._store
+
+    def plan(self, name: str) -> RunPlan:
+        """The step's notebook checked like ``jupyter mlops run`` checks it (cached)."""
+        if name not in self._plans:
+            step = self.pipeline.steps[name]
+            self._plans[name] = plan_run(
+                RunRequest(
+                    notebook=step.notebook,
+                    params=dict(step.params),
+                    experiment=self.pipeline.experiment,
+                    run_name=step.name,
+                    kernel=step.kernel,
+                    cell_timeout=step.cell_timeout,
+                ),
+                self.location.project_root,
+            )
+        return self._plans[name]
+
+    def _last_finished(self, name: str) -> Any | None:
+        if self.location.kind == "sqlite":
+            from pathlib import Path
+
+            if not Path(self.location.uri[len("sqlite:///") :]).is_file():
+                return None
+        store = self.store()
+        experiment = store.client.get_experiment_by_name(self.pipeline.experiment)
+        if experiment is None:
+            return None
+        runs = store.find_runs(
+            [experiment.experiment_id],
+            f"tags.`{TAG_PIPELINE}` = '{self.pipeline.name}' and tags.`{TAG_STEP}` = '{name}' "
+            "and attributes.status = 'FINISHED'",
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+    def _state(self, name: str, states: dict[str, StepState]) -> StepState:
+        step = self.pipeline.steps[name]
+        upstream = {
+            need: states[need].key.digest()
+            + json.dumps(
+                states[need].output_hashes or _outputs(self.pipeline, need), sort_keys=True
+            )
+            for need in step.needs
+        }
+        key = step_key(
+            self.plan(name).snapshot_sha, step.params, step.inputs, self.pipeline.root, upstream
+        )
+        last = self._last_finished(name)
+        if last is None:
+            return StepState(name, False, ["never ran"], key)
+        reasons = stale_reasons(key, last.tags)
+        missing = [str(p.relative_to(self.pipeline.root)) for p in step.outputs if not p.exists()]
+        reasons += [f"output {m} is missing" for m in missing]
+        for need in step.needs:
+            if not states[need].fresh:  # it will run again first: say that, not "changed"
+                reasons = [r for r in reasons if r != f"upstream step {need} changed"]
+                reasons.append(f"upstream step {need} is stale")
+        state = StepState(name, not reasons, reasons, key, last_run_id=last.run_id)
+        state.output_hashes = _outputs(self.pipeline, name)
+        return state
+
+    def status(self) -> list[StepState]:
+        """Fresh or stale, and why, for every step (nothing is run)."""
+        states: dict[str, StepState] = {}
+        for name in self.pipeline.order():
+            states[name] = self._state(name, states)
+        return [states[n] for n in self.pipeline.order()]
+
+    def run(
+        self,
+        force: list[str] | None = None,
+        dry_run: bool = False,
+        on_step: Callable[[StepState], None] | None = None,
+    ) -> PipelineOutcome:
+        forced = set(force or [])
+        unknown = forced - set(self.pipeline.steps)
+        if unknown:
+            raise UsageError(
+                f"--force: no step named {', '.join(sorted(unknown))} in {self.pipeline.path}"
+            )
+        for name in self.pipeline.order():
+            self.plan(name)  # every notebook checked before anything runs
+        report = on_step or (lambda _s: None)
+        states: dict[str, StepState] = {}
+        blocked: dict[str, str] = {}
+        parent_id: str | None = None
+        if not dry_run:
+            parent_id = self._open_parent()
+        failed_any = False
+        try:
+            for name in self.pipeline.order():
+                state = self._state(name, states)
+                states[name] = state
+                if name in blocked:
+                    state.outcome, state.message = (
+                        "blocked",
+                        f"not run: step {blocked[name]} failed",
+                    )
+                    report(state)
+                    continue
+                if state.fresh and name not in forced:
+                    state.outcome, state.run_id = "cached", state.last_run_id
+                    report(state)
+                    continue
+                if dry_run:
+                    state.outcome = "would run"
+                    state.message = "forced" if name in forced else "; ".join(state.reasons)
+                    state.fresh = False
+                    report(state)
+                    continue
+                self._run_step(name, state, parent_id)
+                report(state)
+                if state.outcome == "failed":
+                    failed_any = True
+                    for dependant in self.pipeline.dependants(name):
+                        blocked.setdefault(dependant, name)
+        except BaseException:
+            if parent_id is not None:
+                self.store().end_run(parent_id, "KILLED")
+            raise
+        if parent_id is not None:
+            summary = {
+                n: {"outcome": s.outcome, "run_id": s.run_id, "message": s.message}
+                for n, s in states.items()
+            }
+            store = self.store()
+            store.put_artifact(parent_id, "steps.json", json.dumps(summary, indent=1).encode())
+            store.end_run(parent_id, "FAILED" if failed_any else "FINISHED")
+        return PipelineOutcome(self.pipeline, parent_id, [states[n] for n in self.pipeline.order()])
+
+    def _open_parent(self) -> str:
+        from jupyter_mlops.tracking.environment import run_tags
+
+        store = self.store()
+        tags = {
+            **run_tags(None, None),
+            TAG_KIND: "pipeline",
+            TAG_PIPELINE: self.pipeline.name,
+            "mlops.pipeline.file": str(self.pipeline.path),
+        }
+        handle = store.start_run(self.pipeline.experiment, f"pipeline-{self.pipeline.name}", tags)
+        store.put_artifact(handle.run_id, "mlops.yaml", self.pipeline.path.read_bytes())
+        return str(handle.run_id)
+
+    def _run_step(self, name: str, state: StepState, parent_id: str | None) -> None:
+        from dataclasses import replace
+
+        store = self.store()
+        base = self.plan(name)
+        plan = replace(
+            base,
+            request=replace(
+                base.request,
+                parent_run_id=parent_id,
+                tags={TAG_PIPELINE: self.pipeline.name, TAG_STEP: name, **state.key.parts()},
+            ),
+        )
+        run_id = open_run(plan, store)
+        try:
+            failure = execute_plan(plan, kernel_overlay(plan, run_id, self.location.uri))
+        except BaseException:
+            from jupyter_mlops.execution.runner import Failure
+
+            close_run(store, run_id, plan, "KILLED", Failure("interrupted", "interrupted"))
+            raise
+        step = self.pipeline.steps[name]
+        if failure is None:
+            missing = [
+                str(p.relative_to(self.pipeline.root)) for p in step.outputs if not p.exists()
+            ]
+            if missing:
+                from jupyter_mlops.execution.runner import Failure
+
+                failure = Failure(
+                    "outputs", f"step {name} did not write its declared output {', '.join(missing)}"
+                )
+        state.output_hashes = _outputs(self.pipeline, name)
+        tags = {TAG_OUTPUTS: json.dumps(state.output_hashes, sort_keys=True)}
+        if failure is None:
+            tags[TAG_CACHE_KEY] = state.key.digest()
+        store.log_batch(run_id, Batch(tags=tags))
+        close_run(store, run_id, plan, status_of(failure), failure)
+        state.run_id = run_id
+        if failure is None:
+            state.outcome, state.fresh, state.reasons = "ran", True, []
+        else:
+            state.outcome, state.message = "failed", f"step {name}: {failure.message}"
+
+
+def show(pipeline: Pipeline) -> str:
+    """The DAG as text: each step with what it needs and what it feeds."""
+    lines = [f"pipeline {pipeline.name} ({pipeline.path})"]
+    for name in pipeline.order():
+        step = pipeline.steps[name]
+        needs = f" <- {', '.join(step.needs)}" if step.needs else ""
+        lines.append(f"  {name}{needs}")
+        lines.append(f"      notebook: {step.notebook.relative_to(pipeline.root)}")
+        if step.params:
+            lines.append(f"      params:   {json.dumps(step.params, default=str)}")
+        for label, paths in (("inputs", step.inputs), ("outputs", step.outputs)):
+            if paths:
+                names = ", ".join(str(p.relative_to(pipeline.root)) for p in paths)
+                lines.append(f"      {label + ':':<10}{names}")
+    return "\n".join(lines)
