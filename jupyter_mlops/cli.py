@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from jupyter_mlops._version import __version__
+from jupyter_mlops.check_command import add_check_parser
 from jupyter_mlops.core.errors import MlopsError, exit_code_for
 
 Command = Callable[[argparse.Namespace], int]
@@ -396,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--dry-run", action="store_true", help="say what would run, run nothing"
             )
+    add_check_parser(commands)
     return parser
 
 
