@@ -58,6 +58,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``jupyter-mlops ARGS`` as a user runs it: a child process, no tracking env leaking in."""
+    return subprocess.run(
+        [str(VENV_BIN / "jupyter-mlops"), *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def copy_notebook(name: str, project: Path) -> Path:
+    """A notebook of ``tests/notebooks`` copied into ``project``."""
+    target = project / name
+    shutil.copy(TESTS / "notebooks" / name, target)
+    return target
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch project root (it holds a pyproject.toml) that is the working directory."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, TESTS, VENV_BIN, clean_env
+from conftest import REPO, TESTS, VENV_BIN, run_cli
 
 NOTEBOOKS = TESTS / "notebooks"
 LINE = re.compile(
@@ -21,14 +21,7 @@ LINE = re.compile(
 
 
 def check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "jupyter-mlops"), "check", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(cwd, "check", *args, timeout=120)
 
 
 def copy_notebooks(project: Path, *names: str) -> None:

@@ -55,17 +55,22 @@ def params_from_pairs(pairs: Iterable[Sequence[str]]) -> Params:
     return params
 
 
-def params_from_yaml(text: str, source: str) -> Params:
-    """A YAML mapping of parameters (``-y`` text or ``-f`` file contents)."""
+def load_yaml(text: str, source: str) -> Any:
+    """YAML parsed safely; a syntax error is a ``ConfigError`` naming the source and line."""
     import yaml
 
     try:
-        loaded = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(f"{source}{line}: invalid YAML: {problem}") from None
+
+
+def params_from_yaml(text: str, source: str) -> Params:
+    """A YAML mapping of parameters (``-y`` text or ``-f`` file contents)."""
+    loaded = load_yaml(text, source)
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -177,16 +182,7 @@ def expand_grid(grids: Sequence[tuple[str, list[Any]]], base: Mapping[str, Any])
 
 def points_from_sweep(text: str, source: str) -> tuple[list[tuple[str, list[Any]]], list[Params]]:
     """A ``sweep.yaml``: ``grid: {name: [values]}`` and/or ``points: [{name: value}, ...]``."""
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        raise ConfigError(
-            f"{source}{line}: invalid YAML: {getattr(error, 'problem', error)}"
-        ) from None
+    loaded = load_yaml(text, source)
     if not isinstance(loaded, dict) or not ({"grid", "points"} & set(loaded)):
         raise ConfigError(f"{source}: expected a mapping with 'grid:' and/or 'points:'")
     unknown = set(loaded) - {"grid", "points", "params"}

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.core.errors import ConfigError, ForbiddenPathError
-from jupyter_mlops.core.parameters import canonical_params, check_name
+from jupyter_mlops.core.errors import ConfigError, ForbiddenPathError, NotFoundError
+from jupyter_mlops.core.parameters import canonical_params, check_name, load_yaml
 
 STEP_KEYS = {"notebook", "params", "inputs", "outputs", "needs", "kernel", "cell_timeout"}
 TOP_KEYS = {"name", "experiment", "steps"}
@@ -173,20 +173,9 @@ def parse_pipeline(data: Any, path: Path, project_root: Path) -> Pipeline:
 
 
 def load_pipeline(path: Path, project_root: Path) -> Pipeline:
-    import yaml
-
     if not path.is_file():
-        from jupyter_mlops.core.errors import NotFoundError
-
         raise NotFoundError(f"pipeline file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            f"{path}{line}: invalid YAML: {getattr(error, 'problem', error)}"
-        ) from None
+    data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     return parse_pipeline(data, path, project_root)
 
 

@@ -11,20 +11,13 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from test_run import copy_notebook, kernels_with_run, store
+from test_run import kernels_with_run, store
 
-from conftest import VENV_BIN, clean_env
+from conftest import VENV_BIN, clean_env, copy_notebook, run_cli
 
 
-def cli(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "jupyter-mlops"), "batch", *args],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(project, "batch", *args)
 
 
 def children(client: MlflowClient, batch_id: str) -> list[Any]:

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 from mlflow_server import MlflowServer
-from test_run import copy_notebook
 
-from conftest import VENV_BIN, clean_env, free_port
+from conftest import VENV_BIN, clean_env, copy_notebook, free_port
 
 
 @dataclass

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from test_run import copy_notebook, store
+from test_run import store
 
-from conftest import VENV_BIN, clean_env
+from conftest import copy_notebook, run_cli
 
 PIPELINE = """\
 name: numbers
@@ -29,14 +29,7 @@ steps:
 
 
 def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "jupyter-mlops"), "pipeline", *args],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(project, "pipeline", *args)
 
 
 def step_runs(client: MlflowClient, step: str, pipeline: str = "numbers") -> list[Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -18,13 +17,7 @@ from jupyter_mlops.core.errors import InvalidNotebookError, NotFoundError, Usage
 from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.execution.runner import RunOutcome, RunRequest, run_notebook
 
-from conftest import TESTS, VENV_BIN, clean_env
-
-
-def copy_notebook(name: str, project: Path) -> Path:
-    target = project / name
-    shutil.copy(TESTS / "notebooks" / name, target)
-    return target
+from conftest import VENV_BIN, clean_env, copy_notebook, run_cli
 
 
 def run_in_process(project: Path, name: str, **request: Any) -> RunOutcome:
@@ -33,14 +26,7 @@ def run_in_process(project: Path, name: str, **request: Any) -> RunOutcome:
 
 
 def cli(project: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "jupyter-mlops"), *args],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(project, *args, timeout=timeout)
 
 
 def store(project: Path) -> MlflowClient:

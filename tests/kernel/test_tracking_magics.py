@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +10,11 @@ import nbformat
 import pytest
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
+from nbrun import artifact_text, only_run
 
-from conftest import TESTS, clean_env
+from conftest import clean_env, copy_notebook
 
 SECRET = "s3cr3t-value-from-env-0042"
-
-
-def copy_notebook(name: str, project: Path) -> Path:
-    target = project / name
-    shutil.copy(TESTS / "notebooks" / name, target)
-    return target
 
 
 def kernel_env(notebook: Path) -> dict[str, str]:
@@ -46,18 +40,6 @@ def execute(notebook: Path, order: list[int] | None = None) -> Any:
 
 def store(project: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=f"sqlite:///{project}/.mlops/mlflow.db")
-
-
-def only_run(client: MlflowClient, experiment: str) -> Any:
-    exp = client.get_experiment_by_name(experiment)
-    assert exp is not None, f"experiment {experiment} was not created"
-    runs = client.search_runs([exp.experiment_id])
-    assert len(runs) == 1, [r.info.run_id for r in runs]
-    return runs[0]
-
-
-def artifact_text(client: MlflowClient, run_id: str, path: str, tmp: Path) -> str:
-    return Path(client.download_artifacts(run_id, path, str(tmp))).read_text()
 
 
 def outputs_text(cell: Any) -> str:
