@@ -14,6 +14,11 @@ in a fresh temporary project (a ``pyproject.toml``, the embedded SQLite default 
 The CLI and in-process executions take turns point by point, and ours runs between their
 halves, so a change of load on the machine weighs on all of them alike.
 
+Now and then a bare Papermill call takes seconds longer than the others (here, kernels
+that did not exit on their shutdown request, killed 2.5 s later), and the sums include
+that; so the median call of the sequential contenders, and the ratios on it, are printed
+next to the sums.
+
 "Our overhead per point" is the worker time our batch spends beyond a bare Papermill
 execution: ``(ours wall x workers - sum of the 16 in-process executions) / 16``. Ours
 wall also holds our fixed start-up (importing MLflow, opening the store, the parent run),
