@@ -19,14 +19,17 @@ from typing import Any
 from jupyter_mlops.core.errors import UsageError
 from jupyter_mlops.core.secrets import SecretMasker
 from jupyter_mlops.core.session import TrackingSession
-from jupyter_mlops.core.settings import TrackingLocation, resolve_tracking_location
+from jupyter_mlops.core.settings import (
+    ENV_KERNEL_NAME,
+    ENV_NOTEBOOK,
+    ENV_RUN_ID,
+    ENV_SESSION_NAME,
+    TrackingLocation,
+    resolve_tracking_location,
+)
 from jupyter_mlops.tracking.store import RunHandle, RunStore
 from jupyter_mlops.tracking.writer import AsyncWriter
 
-ENV_RUN_ID = "JUPYTER_MLOPS_RUN_ID"
-ENV_NOTEBOOK = "JUPYTER_MLOPS_NOTEBOOK"
-ENV_KERNEL_NAME = "JUPYTER_MLOPS_KERNEL_NAME"
-ENV_SESSION_NAME = "JPY_SESSION_NAME"
 #: How long exit waits for queued records before giving up (they are then reported lost).
 EXIT_FLUSH_TIMEOUT_S = 60.0
 

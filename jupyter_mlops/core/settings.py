@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import tomllib
 
@@ -33,10 +33,18 @@ from jupyter_mlops.core.errors import ConfigError
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 ENV_ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
 ENV_HOME = "JUPYTER_MLOPS_HOME"
+ENV_RUN_ID = "JUPYTER_MLOPS_RUN_ID"
+ENV_NOTEBOOK = "JUPYTER_MLOPS_NOTEBOOK"
+ENV_KERNEL_NAME = "JUPYTER_MLOPS_KERNEL_NAME"
+ENV_SESSION_NAME = "JPY_SESSION_NAME"
 ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_TRACKING_URI: "MLflow tracking location; overrides pyproject.toml and the default",
     ENV_ALLOW_FILE_STORE: "MLflow refuses a plain-folder store unless this is 'true'",
     ENV_HOME: "folder for the embedded default store instead of <project root>/.mlops",
+    ENV_RUN_ID: "set by our runner in a kernel: the run the notebook's tracking writes into",
+    ENV_NOTEBOOK: "set by our runner in a kernel: the notebook it executes",
+    ENV_KERNEL_NAME: "set by our runner in a kernel: the kernel's name, for the run's tags",
+    ENV_SESSION_NAME: "set by jupyter_server in a kernel: the notebook's path",
 }
 
 DEFAULT_DIRNAME = ".mlops"
@@ -67,6 +75,16 @@ class TrackingLocation:
     def kind(self) -> StoreKind:
         return store_kind(self.uri)
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite store (None for other stores)."""
+        return sqlite_path(self.uri) if self.kind == "sqlite" else None
+
+    def store_missing(self) -> bool:
+        """Whether this is a SQLite store whose database was never created."""
+        path = self.sqlite_path
+        return path is not None and not path.is_file()
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["project_root"] = str(self.project_root)
@@ -88,6 +106,11 @@ def store_kind(uri: str) -> StoreKind:
     if scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
         return "database"
     return "other"
+
+
+def sqlite_path(uri: str) -> Path:
+    """The file a ``sqlite:///`` URI names."""
+    return Path(unquote(uri[len("sqlite:///") :]))
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -24,7 +24,6 @@ from jupyter_mlops.core.parameters import (
     Params,
     check_against_notebook,
     declared_parameters,
-    describe,
     expand_grid,
     point_key,
 )
@@ -33,6 +32,8 @@ from jupyter_mlops.core.settings import TrackingLocation
 from jupyter_mlops.execution.executors import Executor, PointJob, make_executor
 from jupyter_mlops.execution.runner import (
     OUTPUTS_DIRNAME,
+    TAG_INPUT_NOTEBOOK,
+    TAG_INPUT_SNAPSHOT,
     TAG_KIND,
     TAG_POINT_KEY,
     Failure,
@@ -174,10 +175,10 @@ class BatchRunner:
         return self.store
 
     def _resume_points(self, batch_id: str) -> tuple[list[_Point], dict[str, Any]]:
-        if self.location.kind == "sqlite":
-            db = Path(self.location.uri[len("sqlite:///") :])
-            if not db.is_file():
-                raise NotFoundError(f"no batch {batch_id}: there is no tracking database at {db}")
+        if self.location.store_missing():
+            raise NotFoundError(
+                f"no batch {batch_id}: there is no tracking database at {self.location.sqlite_path}"
+            )
         store = self._store()
         parent = store.get_run(batch_id)
         if parent.tags.get(TAG_KIND) != "batch":
@@ -283,8 +284,8 @@ class BatchRunner:
             TAG_KIND: "batch",
             TAG_BATCH_SIZE: str(len(params_list)),
             TAG_BATCH_NOTEBOOK: str(plan.input_path),
-            "mlops.input_notebook": str(plan.input_path),
-            "mlops.input_snapshot": plan.snapshot_sha,
+            TAG_INPUT_NOTEBOOK: str(plan.input_path),
+            TAG_INPUT_SNAPSHOT: plan.snapshot_sha,
         }
         handle = store.start_run(plan.experiment, None, tags)
         store.put_artifact(
@@ -432,17 +433,13 @@ def enable_sqlite_wal(location: TrackingLocation) -> None:
     failing at once; together with the store's retries on ``database is locked``, kernels
     of parallel points write safely into one SQLite file. The mode is stored in the file.
     """
-    if location.kind != "sqlite":
+    db = location.sqlite_path
+    if db is None:
         return
     import sqlite3
 
-    db = location.uri[len("sqlite:///") :]
     with sqlite3.connect(db, timeout=30) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
-
-
-def describe_point(result: PointResult) -> str:
-    return describe(result.params)
 
 
 def load_sweep(path: Path) -> tuple[list[tuple[str, list[Any]]], list[Params]]:

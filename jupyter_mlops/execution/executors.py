@@ -26,25 +26,23 @@ import multiprocessing
 import os
 import queue
 import signal
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from jupyter_mlops.core.errors import UsageError
+from jupyter_mlops.core.settings import ENV_RUN_ID
 from jupyter_mlops.execution.runner import (
-    ENV_RUN_ID,
-    KERNEL_EXIT_WAIT_S,
     Failure,
     RunPlan,
-    _execute_in,
     _register_engine,
-    _shutdown,
     execute_plan,
-    kernel_environment,
+    kernel_start_failure,
+    launch_kernel,
+    run_in_kernel,
 )
 
 #: Overlay entries that change from point to point; a spare kernel is started without
@@ -119,10 +117,6 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _kernel_cwd(plan: RunPlan) -> str:
-    return str(plan.input_path.parent)
-
-
 def _shared(overlay: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in overlay.items() if k not in PER_POINT_VARIABLES}
 
@@ -175,33 +169,22 @@ class _Kernel:
     Only Python kernels get spares.
     """
 
-    def __init__(self, kernel: str, cwd: str, shared: dict[str, str]) -> None:
-        from jupyter_client.manager import KernelManager
-
-        self.kernel = kernel
-        self.cwd = cwd
+    def __init__(self, plan: RunPlan, shared: dict[str, str]) -> None:
+        self.kernel = plan.kernel
+        self.cwd = plan.kernel_cwd
         self.shared = shared
         # The kernel's stderr: kept open as long as the kernel, closed by its point.
         self.log: IO[bytes] = tempfile.TemporaryFile(prefix="mlops-kernel-")  # noqa: SIM115
-        self.km = KernelManager(kernel_name=kernel)
-        self.km.shutdown_wait_time = KERNEL_EXIT_WAIT_S
-        # Asynchronous, as in runner.execute_plan: nbclient awaits its client.
-        self.km.client_factory = _prompt_client()
         try:
-            self.km.start_kernel(
-                env=kernel_environment(shared),
-                cwd=cwd,
-                stdout=subprocess.DEVNULL,
-                stderr=self.log,
-            )
-        except BaseException:  # interrupted while launching: leave no process behind
-            self.discard()
+            self.km = launch_kernel(plan, shared, self.log, _prompt_client())
+        except BaseException:
+            self.log.close()
             raise
 
     def fits(self, plan: RunPlan, overlay: Mapping[str, str]) -> bool:
         return (
             self.kernel == plan.kernel
-            and self.cwd == _kernel_cwd(plan)
+            and self.cwd == plan.kernel_cwd
             and self.shared == _shared(overlay)
         )
 
@@ -254,7 +237,7 @@ def _start_spare(plan: RunPlan, overlay: Mapping[str, str]) -> None:
         spec = KernelSpecManager().get_kernel_spec(plan.kernel)
         if spec.language.lower() != "python":
             return
-        _spare = _Kernel(plan.kernel, _kernel_cwd(plan), _shared(overlay))
+        _spare = _Kernel(plan, _shared(overlay))
     except Exception:  # no spare: the next point starts its own kernel
         _spare = None
 
@@ -311,25 +294,21 @@ def _execute_with_spare(job: PointJob) -> Failure | None:
 
 
 def _execute_in_kernel(plan: RunPlan, overlay: Mapping[str, str]) -> Failure | None:
-    plan.output_path.parent.mkdir(parents=True, exist_ok=True)
-    _register_engine()
     kernel = _take_spare(plan, overlay)
     if kernel is None:
         try:
-            kernel = _Kernel(plan.kernel, _kernel_cwd(plan), dict(overlay))
+            kernel = _Kernel(plan, dict(overlay))
         except Exception as error:  # the kernel's command could not be launched
-            return Failure("kernel_start", f"the kernel {plan.kernel!r} did not start: {error}")
-    km, kernel_log = kernel.km, kernel.log
-    busy = True
-    try:
-        failure = _execute_in(km, plan, kernel_log)
-        busy = failure is not None and failure.kind in ("timeout", "interrupted")
+            return kernel_start_failure(plan, error)
+
+    def start_next(failure: Failure | None) -> None:
         if failure is None or failure.kind not in ("interrupted", "kernel_start"):
             _start_spare(plan, overlay)
-        return failure
+
+    try:
+        return run_in_kernel(kernel.km, plan, kernel.log, before_shutdown=start_next)
     finally:
-        _shutdown(km, busy)
-        kernel_log.close()
+        kernel.log.close()
 
 
 class Executor(Protocol):
@@ -437,15 +416,3 @@ def make_executor(kind: str, workers: int, scheduler: str | None) -> Executor:
             raise UsageError("--executor dask needs --scheduler tcp://HOST:PORT")
         return DaskExecutor(scheduler)
     raise UsageError(f"--executor must be local or dask, not {kind!r}")
-
-
-def iterate_completed(
-    executor: Executor, futures: dict[Any, PointJob], poll_s: float = 0.5
-) -> Iterator[tuple[Any, PointJob] | None]:
-    """Yield ``(future, job)`` as futures finish, and None every ``poll_s`` (to redraw)."""
-    while futures:
-        done, _ = executor.wait_any(set(futures), poll_s)
-        if not done:
-            yield None
-        for future in done:
-            yield future, futures.pop(future)

@@ -24,6 +24,7 @@ from jupyter_mlops.core.pipeline_spec import (
 from jupyter_mlops.core.settings import TrackingLocation
 from jupyter_mlops.execution.runner import (
     TAG_KIND,
+    Failure,
     RunPlan,
     RunRequest,
     close_run,
@@ -104,11 +105,8 @@ class PipelineRunner:
         return self._plans[name]
 
     def _last_finished(self, name: str) -> Any | None:
-        if self.location.kind == "sqlite":
-            from pathlib import Path
-
-            if not Path(self.location.uri[len("sqlite:///") :]).is_file():
-                return None
+        if self.location.store_missing():
+            return None
         store = self.store()
         experiment = store.client.get_experiment_by_name(self.pipeline.experiment)
         if experiment is None:
@@ -247,8 +245,6 @@ class PipelineRunner:
         try:
             failure = execute_plan(plan, kernel_overlay(plan, run_id, self.location.uri))
         except BaseException:
-            from jupyter_mlops.execution.runner import Failure
-
             close_run(store, run_id, plan, "KILLED", Failure("interrupted", "interrupted"))
             raise
         step = self.pipeline.steps[name]
@@ -257,8 +253,6 @@ class PipelineRunner:
                 str(p.relative_to(self.pipeline.root)) for p in step.outputs if not p.exists()
             ]
             if missing:
-                from jupyter_mlops.execution.runner import Failure
-
                 failure = Failure(
                     "outputs", f"step {name} did not write its declared output {', '.join(missing)}"
                 )

@@ -52,7 +52,7 @@ def reproduce(run_id: str, location: TrackingLocation, tolerance: float) -> Repr
 
     if tolerance < 0:
         raise UsageError(f"--tolerance must not be negative, not {tolerance}")
-    if location.kind == "sqlite" and not Path(location.uri[len("sqlite:///") :]).is_file():
+    if location.store_missing():
         raise NotFoundError(f"no run {run_id}: there is no tracking database yet")
     store = MlflowRunStore(location)
     original = store.get_run(run_id)

@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from jupyter_mlops.core.errors import ExecutionFailedError, UsageError
+from jupyter_mlops.core.errors import UsageError
 from jupyter_mlops.core.notebook_file import read_notebook
 from jupyter_mlops.core.parameters import (
     Params,
@@ -33,15 +33,18 @@ from jupyter_mlops.core.parameters import (
     declared_parameters,
 )
 from jupyter_mlops.core.secrets import SecretMasker
-from jupyter_mlops.core.settings import TrackingLocation
+from jupyter_mlops.core.settings import (
+    ENV_KERNEL_NAME,
+    ENV_NOTEBOOK,
+    ENV_RUN_ID,
+    ENV_SESSION_NAME,
+    ENV_TRACKING_URI,
+    TrackingLocation,
+)
 from jupyter_mlops.core.snapshot import canonical_bytes, masked_copy, prepare_snapshot
 from jupyter_mlops.tracking.store import Batch
 
-ENV_RUN_ID = "JUPYTER_MLOPS_RUN_ID"
-ENV_NOTEBOOK = "JUPYTER_MLOPS_NOTEBOOK"
-ENV_KERNEL_NAME = "JUPYTER_MLOPS_KERNEL_NAME"
 ENGINE_NAME = "jupyter_mlops"
-LIVE_NOTEBOOK_TARGET = "jupyter_mlops.notebook"
 #: The kernel flushes its tracking queue at exit; give it this long before it is killed.
 KERNEL_EXIT_WAIT_S = 30.0
 OUTPUTS_DIRNAME = "outputs"
@@ -86,6 +89,11 @@ class RunPlan:
     experiment: str
     snapshot_sha: str
     snapshot_bytes: bytes
+
+    @property
+    def kernel_cwd(self) -> Path:
+        """Where the kernel runs: the requested folder, else the notebook's own."""
+        return self.request.cwd or self.input_path.parent
 
 
 @dataclass
@@ -288,6 +296,8 @@ def _register_engine() -> None:
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
 
+    from jupyter_mlops.kernel.live_notebook import COMM_TARGET
+
     if ENGINE_NAME in papermill_engines._engines:
         return
 
@@ -316,7 +326,7 @@ def _register_engine() -> None:
                 stderr_file=stderr_file,
             )
             # Headless: nobody sends live models, the kernel snapshots the file it runs.
-            client.comm_open_handlers[LIVE_NOTEBOOK_TARGET] = lambda _msg: None
+            client.comm_open_handlers[COMM_TARGET] = lambda _msg: None
             try:
                 return client.execute()
             finally:
@@ -347,13 +357,13 @@ def kernel_overlay(plan: RunPlan, run_id: str, tracking_uri: str) -> dict[str, s
         ENV_RUN_ID: run_id,
         ENV_NOTEBOOK: str(plan.input_path),
         ENV_KERNEL_NAME: plan.kernel,
-        "MLFLOW_TRACKING_URI": tracking_uri,
+        ENV_TRACKING_URI: tracking_uri,
     }
 
 
 def kernel_environment(overlay: Mapping[str, str]) -> dict[str, str]:
     """This process's environment with ``overlay`` on top, minus a Lab session's notebook."""
-    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
+    env = {k: v for k, v in os.environ.items() if k != ENV_SESSION_NAME}
     env.update(overlay)
     return env
 
@@ -400,45 +410,76 @@ def _cell_words(output_path: Path) -> str:
     return f"{label} `{first_line}`" if first_line else label
 
 
-def execute_plan(
+def launch_kernel(
+    plan: RunPlan, overlay: Mapping[str, str], log: IO[bytes], client_factory: Any = None
+) -> Any:
+    """A started kernel manager for ``plan``: its kernel, its folder, this process's
+    environment with ``overlay`` on top; the kernel's stderr goes to ``log``.
+
+    The manager stays synchronous for us, but nbclient awaits its client: a blocking one
+    would stall its event loop on IOPub and no cell timeout would ever fire, so the client
+    is asynchronous (``client_factory`` may refine it).
+    """
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=plan.kernel)
+    km.shutdown_wait_time = KERNEL_EXIT_WAIT_S
+    km.client_factory = client_factory or AsyncKernelClient
+    try:
+        km.start_kernel(
+            env=kernel_environment(overlay),
+            cwd=str(plan.kernel_cwd),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    except BaseException:  # failed or interrupted while launching: leave no process behind
+        with contextlib.suppress(Exception):
+            km.shutdown_kernel(now=True)
+        raise
+    return km
+
+
+def kernel_start_failure(plan: RunPlan, error: Exception) -> Failure:
+    return Failure("kernel_start", f"the kernel {plan.kernel!r} did not start: {error}")
+
+
+def run_in_kernel(
+    km: Any,
     plan: RunPlan,
-    overlay: Mapping[str, str],
-    on_kernel_started: Callable[[], None] | None = None,
+    log: IO[bytes],
+    before_shutdown: Callable[[Failure | None], None] | None = None,
 ) -> Failure | None:
+    """Execute ``plan`` in the started kernel of ``km``, then shut that kernel down.
+
+    ``before_shutdown`` runs once the cells are done and before the kernel stops (a batch
+    worker starts its next point's kernel there).
+    """
+    _register_engine()
+    plan.output_path.parent.mkdir(parents=True, exist_ok=True)
+    busy = True
+    try:
+        failure = _execute_in(km, plan, log)
+        busy = failure is not None and failure.kind in ("timeout", "interrupted")
+        if before_shutdown is not None:
+            before_shutdown(failure)
+        return failure
+    finally:
+        _shutdown(km, busy)
+
+
+def execute_plan(plan: RunPlan, overlay: Mapping[str, str]) -> Failure | None:
     """Run the notebook through Papermill in a fresh kernel; None on success.
 
     Needs no store: the kernel writes its own records, the caller opens and closes the
     run. That is what lets a batch run this in worker processes or on Dask workers.
     """
-    from jupyter_client.asynchronous.client import AsyncKernelClient
-    from jupyter_client.manager import KernelManager
-
-    _register_engine()
-    plan.output_path.parent.mkdir(parents=True, exist_ok=True)
-    km = KernelManager(kernel_name=plan.kernel)
-    km.shutdown_wait_time = KERNEL_EXIT_WAIT_S
-    # nbclient awaits its client: a blocking one would stall its event loop on iopub and
-    # no cell timeout would ever fire. The manager stays synchronous for us.
-    km.client_factory = AsyncKernelClient
-    with tempfile.TemporaryFile(prefix="mlops-kernel-") as kernel_log:
-        busy = True
+    with tempfile.TemporaryFile(prefix="mlops-kernel-") as log:
         try:
-            try:
-                km.start_kernel(
-                    env=kernel_environment(overlay),
-                    cwd=str(plan.request.cwd or plan.input_path.parent),
-                    stdout=subprocess.DEVNULL,
-                    stderr=kernel_log,
-                )
-            except Exception as error:  # the kernel's command could not be launched
-                return Failure("kernel_start", f"the kernel {plan.kernel!r} did not start: {error}")
-            if on_kernel_started is not None:
-                on_kernel_started()
-            failure = _execute_in(km, plan, kernel_log)
-            busy = failure is not None and failure.kind in ("timeout", "interrupted")
-            return failure
-        finally:
-            _shutdown(km, busy)
+            km = launch_kernel(plan, overlay, log)
+        except Exception as error:  # the kernel's command could not be launched
+            return kernel_start_failure(plan, error)
+        return run_in_kernel(km, plan, log)
 
 
 def _execute_in(km: Any, plan: RunPlan, kernel_log: Any) -> Failure | None:
@@ -454,7 +495,7 @@ def _execute_in(km: Any, plan: RunPlan, kernel_log: Any) -> Failure | None:
             engine_name=ENGINE_NAME,
             kernel_name=plan.kernel,
             progress_bar=False,
-            cwd=str(plan.request.cwd or plan.input_path.parent),
+            cwd=str(plan.kernel_cwd),
             execution_timeout=plan.request.cell_timeout,
             km=km,
         )
@@ -546,8 +587,3 @@ def run_notebook(
         metrics=metrics,
         failure=failure,
     )
-
-
-def raise_for_outcome(outcome: RunOutcome) -> None:
-    if not outcome.ok:
-        raise ExecutionFailedError(outcome.summary())

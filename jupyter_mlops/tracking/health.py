@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jupyter_mlops.core.settings import ENV_ALLOW_FILE_STORE, TrackingLocation, redact_uri
+from jupyter_mlops.core.settings import (
+    ENV_ALLOW_FILE_STORE,
+    TrackingLocation,
+    redact_uri,
+    sqlite_path,
+)
 
 DEFAULT_TIMEOUT_S = 2.0
 #: HTTP answers of /health that mean the server (or the proxy in front of it) is down.
@@ -40,12 +45,8 @@ class StoreHealth:
         return asdict(self)
 
 
-def _sqlite_path(uri: str) -> Path:
-    return Path(unquote(uri[len("sqlite:///") :]))
-
-
 def _probe_sqlite(uri: str) -> StoreHealth:
-    path = _sqlite_path(uri)
+    path = sqlite_path(uri)
     if not path.exists():
         return StoreHealth(
             True,

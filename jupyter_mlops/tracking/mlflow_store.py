@@ -25,11 +25,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote
 
 from jupyter_mlops.core.cells import storable_name
 from jupyter_mlops.core.errors import MlopsError, NotFoundError, StoreUnavailableError, UsageError
-from jupyter_mlops.core.settings import ENV_ALLOW_FILE_STORE, TrackingLocation, redact_uri
+from jupyter_mlops.core.settings import (
+    ENV_ALLOW_FILE_STORE,
+    TrackingLocation,
+    redact_uri,
+    sqlite_path,
+)
 from jupyter_mlops.tracking.health import server_problem
 from jupyter_mlops.tracking.store import Batch, MetricPoint, RunHandle, RunRecord
 
@@ -89,7 +93,7 @@ def prepare_local_store(location: TrackingLocation) -> None:
     """Create the folder of an embedded SQLite store, git-ignored, before MLflow opens it."""
     if location.kind != "sqlite":
         return
-    db_path = Path(unquote(location.uri[len("sqlite:///") :]))
+    db_path = sqlite_path(location.uri)
     folder = db_path.parent
     if not folder.exists():
         folder.mkdir(parents=True, exist_ok=True)

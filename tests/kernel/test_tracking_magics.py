@@ -6,36 +6,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from mlflow.tracking import MlflowClient
-from nbclient import NotebookClient
-from nbrun import artifact_text, only_run
+from nbrun import artifact_text, only_run, running_kernel
 
-from conftest import clean_env, copy_notebook
+from conftest import copy_notebook
 
 SECRET = "s3cr3t-value-from-env-0042"
 
 
-def kernel_env(notebook: Path) -> dict[str, str]:
-    return clean_env(JUPYTER_MLOPS_NOTEBOOK=str(notebook), MLOPS_TEST_SECRET_TOKEN=SECRET)
-
-
 def execute(notebook: Path, order: list[int] | None = None) -> Any:
     """Run the notebook in a fresh kernel (cells in ``order`` if given) and save it."""
-    nb = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=120,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(notebook.parent)}},
-    )
-    with client.setup_kernel(env=kernel_env(notebook)):
-        for index in order if order is not None else range(len(nb.cells)):
-            client.execute_cell(nb.cells[index], index)
-    nbformat.write(nb, notebook)
-    return nb
+    with running_kernel(notebook, MLOPS_TEST_SECRET_TOKEN=SECRET) as kernel:
+        for index in order if order is not None else range(len(kernel.nb.cells)):
+            kernel.run(index)
+    return kernel.nb
 
 
 def store(project: Path) -> MlflowClient:
