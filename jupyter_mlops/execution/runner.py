@@ -33,6 +33,7 @@ from jupyter_mlops.core.parameters import (
     declared_parameters,
 )
 from jupyter_mlops.core.secrets import SecretMasker
+from jupyter_mlops.core.session import param_text
 from jupyter_mlops.core.settings import (
     ENV_KERNEL_NAME,
     ENV_NOTEBOOK,
@@ -256,14 +257,14 @@ def open_run(
         store.resume_run(run_id)
         store.log_batch(run_id, Batch(tags={**tags, TAG_ATTEMPTS: str(attempts)}))
     assert run_id is not None
+    # One masking for both records: a param whose name looks secret is masked whole in
+    # parameters.json too, not only in the run's params.
     masker = SecretMasker()
-    params = {k: str(masker.mask_param(k, v)) for k, v in request.params.items()}
-    store.log_batch(run_id, Batch(params=params))
+    masked = {k: masker.mask_param(k, v) for k, v in request.params.items()}
+    store.log_batch(run_id, Batch(params={k: param_text(v) for k, v in masked.items()}))
     store.put_artifact(run_id, f"snapshots/{plan.snapshot_sha}.ipynb", plan.snapshot_bytes)
     store.put_artifact(
-        run_id,
-        "parameters.json",
-        json.dumps(masker.mask_value(dict(request.params)), indent=1, default=str).encode(),
+        run_id, "parameters.json", json.dumps(masked, indent=1, default=str).encode()
     )
     listing, digest = environment or environment_listing()
     store.put_artifact(run_id, "environment.txt", listing.encode())

@@ -14,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from jupyter_mlops.core.errors import InvalidNotebookError, NotFoundError, UsageError
+from jupyter_mlops.core.secrets import MASK
 from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.execution.runner import RunOutcome, RunRequest, run_notebook
 
@@ -279,3 +280,21 @@ def test_errors_raised_before_the_store_is_touched(project: Path) -> None:
         )
     assert not (project / ".mlops").exists()
     assert os.environ.get("JUPYTER_MLOPS_RUN_ID") is None
+
+
+def test_a_secret_named_parameter_is_masked_in_params_and_parameters_json(
+    project: Path, tmp_path: Path
+) -> None:
+    outcome = run_in_process(
+        project,
+        "run_no_parameters_cell.ipynb",
+        params={"api_token": "swordfish", "value": 7},
+        allow_unknown_params=True,
+    )
+    assert outcome.ok, outcome.summary()
+    client = store(project)
+    run = client.get_run(outcome.run_id)
+    assert run.data.params == {"api_token": MASK, "value": "7"}
+    recorded = artifact(client, outcome.run_id, "parameters.json", tmp_path)
+    assert json.loads(recorded) == {"api_token": MASK, "value": 7}
+    assert "swordfish" not in recorded
