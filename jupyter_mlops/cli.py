@@ -18,6 +18,8 @@ from typing import Any
 from jupyter_mlops._version import __version__
 from jupyter_mlops.check_command import add_check_parser
 from jupyter_mlops.core.errors import MlopsError, exit_code_for
+from jupyter_mlops.diff_command import add_diff_parsers
+from jupyter_mlops.review_command import add_review_parser
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -398,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--dry-run", action="store_true", help="say what would run, run nothing"
             )
     add_check_parser(commands)
+    add_diff_parsers(commands)
+    add_review_parser(commands)
     return parser
 
 

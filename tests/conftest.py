@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["mlflow_server"]
+pytest_plugins = ["mlflow_server", "governance_project"]
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -70,6 +70,30 @@ def run_cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Completed
     )
 
 
+def run_main(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``jupyter mlops ARGS`` in this process (fast: imports paid once), run_cli's result shape.
+
+    For tests that call the CLI many times; a test of the installed command uses run_cli.
+    """
+    import contextlib
+    import io
+
+    from jupyter_mlops.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_TRACKING")}
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(previous)
+        os.environ.update(saved)
+    stdout, stderr = out.getvalue(), err.getvalue()
+    return subprocess.CompletedProcess(["jupyter-mlops", *args], code, stdout, stderr)
+
+
 def copy_notebook(name: str, project: Path) -> Path:
     """A notebook of ``tests/notebooks`` copied into ``project``."""
     target = project / name
@@ -100,9 +124,14 @@ class LabServer:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def api(self, path: str, *, token: bool = True) -> tuple[int, dict]:
-        """GET a JSON endpoint; returns (status, body) for 2xx and error answers alike."""
-        request = urllib.request.Request(f"{self.url}{path}")
+    def api(
+        self, path: str, *, token: bool = True, method: str = "GET", body: object = None
+    ) -> tuple[int, dict]:
+        """Call a JSON endpoint; returns (status, body) for 2xx and error answers alike."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("Authorization", f"token {self.token}")
         try:

@@ -50,30 +50,41 @@ def read_notebook(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidNotebookError(f"cannot read {path}: {error}") from None
+    return parse_notebook(text, str(path))
+
+
+def parse_notebook(text: str | bytes, where: str) -> dict[str, Any]:
+    """``text`` as a notebook JSON dict, validated; ``where`` names it in the errors.
+
+    Used for files and for notebooks that come from elsewhere (a run's artifact, a git
+    revision), so that every source gets the same checks and the same messages.
+    """
     try:
         data = json.loads(text)
+    except UnicodeDecodeError as error:
+        raise InvalidNotebookError(f"{where} is not a notebook: {error}") from None
     except json.JSONDecodeError as error:
         raise InvalidNotebookError(
-            f"{path} is not a notebook: invalid JSON at line {error.lineno} "
+            f"{where} is not a notebook: invalid JSON at line {error.lineno} "
             f"column {error.colno}: {error.msg}"
         ) from None
     if isinstance(data, dict) and "nbformat" in data and data["nbformat"] != 4:
         # nbformat 3 keeps its cells under 'worksheets': name the version, not the missing list.
         raise InvalidNotebookError(
-            f"{path}: nbformat {data['nbformat']!r} is not supported (expected 4)"
+            f"{where}: nbformat {data['nbformat']!r} is not supported (expected 4)"
         )
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise InvalidNotebookError(f"{path} is not a notebook: no 'cells' list")
+        raise InvalidNotebookError(f"{where} is not a notebook: no 'cells' list")
     if data.get("nbformat") != 4:
         raise InvalidNotebookError(
-            f"{path}: nbformat {data.get('nbformat')!r} is not supported (expected 4)"
+            f"{where}: nbformat {data.get('nbformat')!r} is not supported (expected 4)"
         )
     duplicate = duplicate_cell_id(data["cells"])
     if duplicate is not None:
         # nbformat's validation renames a duplicate id with a warning instead of refusing it.
         cell_id, first, second = duplicate
         raise InvalidNotebookError(
-            f"{path} is not a valid notebook: cells {first} and {second} have the same id "
+            f"{where} is not a valid notebook: cells {first} and {second} have the same id "
             f"{cell_id!r}"
         )
     import nbformat
@@ -84,7 +95,7 @@ def read_notebook(path: Path) -> dict[str, Any]:
     except nbformat.ValidationError as error:
         message = str(error.message) if hasattr(error, "message") else str(error)
         raise InvalidNotebookError(
-            f"{path} is not a valid notebook: {_where(error)}{message.splitlines()[0][:200]}"
+            f"{where} is not a valid notebook: {_where(error)}{message.splitlines()[0][:200]}"
         ) from None
     return data
 

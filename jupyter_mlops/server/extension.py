@@ -7,12 +7,16 @@ Built once at server start; handlers find it in ``web_app.settings`` (through
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
 from jupyter_mlops._version import __version__
 from jupyter_mlops.core.settings import TrackingLocation, resolve_tracking_location
+
+if TYPE_CHECKING:
+    from jupyter_mlops.governance.notebook_versions import NotebookVersions
 
 
 class MlopsExtensionApp(ExtensionApp):
@@ -38,6 +42,12 @@ class MlopsExtensionApp(ExtensionApp):
     def tracking_location(self) -> TrackingLocation:
         """Resolved on each call so that an edited pyproject.toml shows without a restart."""
         return resolve_tracking_location(self.tracking_uri or None, cwd=self.root_dir)
+
+    def notebook_versions(self) -> NotebookVersions:
+        """References resolved against this server's store and root, never outside it."""
+        from jupyter_mlops.governance.notebook_versions import NotebookVersions
+
+        return NotebookVersions(self.tracking_location(), cwd=self.root_dir, root=self.root_dir)
 
     def initialize_handlers(self) -> None:
         from jupyter_mlops.server.routes import route_table

@@ -1,4 +1,4 @@
-"""REST handlers under ``/jupyter-mlops/api/``, and the one place errors become JSON.
+"""The route table under ``/jupyter-mlops/api/`` and the status handler.
 
 Every handler is authenticated (``@tornado.web.authenticated``) and authorized
 (``@authorized`` against a ``jupyter_mlops:<resource>`` name); a test walks
@@ -9,44 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, cast
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
-from jupyter_server.extension.handler import ExtensionHandlerMixin
 
-from jupyter_mlops.core.errors import MlopsError, http_status_for
 from jupyter_mlops.core.status import collect_status
-from jupyter_mlops.server.extension import MlopsExtensionApp
+from jupyter_mlops.server.base import API_PREFIX, AUTH_RESOURCE_PREFIX, MlopsHandler
 
-API_PREFIX = "/jupyter-mlops/api"
-AUTH_RESOURCE_PREFIX = "jupyter_mlops"
-
-
-class MlopsHandler(ExtensionHandlerMixin, APIHandler):
-    """Base of our handlers: reaches the extension app and maps our errors to JSON."""
-
-    auth_resource = f"{AUTH_RESOURCE_PREFIX}:api"
-
-    @property
-    def mlops(self) -> MlopsExtensionApp:
-        return cast(MlopsExtensionApp, self.extensionapp)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Our typed errors become ``{"code", "message"}`` with their own status; no traceback."""
-        exc_info = kwargs.get("exc_info")
-        error = exc_info[1] if exc_info else None
-        if isinstance(error, MlopsError):
-            self.set_status(http_status_for(error))
-            self.set_header("Content-Type", "application/json")
-            body: dict[str, Any] = {"code": error.code, "message": error.message}
-            if error.hint:
-                body["hint"] = error.hint
-            self.log.warning("jupyter-mlops %s: %s", error.code, error.message)
-            self.finish(json.dumps(body))
-            return
-        super().write_error(status_code, **kwargs)
+__all__ = ["API_PREFIX", "AUTH_RESOURCE_PREFIX", "MlopsHandler", "route_table"]
 
 
 class StatusHandler(MlopsHandler):
@@ -64,6 +34,20 @@ class StatusHandler(MlopsHandler):
 
 def route_table() -> list[tuple[str, type[MlopsHandler]]]:
     """All our routes; the extension app prefixes the server's base URL."""
+    from jupyter_mlops.server.diff_handlers import DiffHandler
+    from jupyter_mlops.server.review_handlers import (
+        ReviewCommentsHandler,
+        ReviewDecisionHandler,
+        ReviewHandler,
+        ReviewsHandler,
+    )
+
+    review = rf"{API_PREFIX}/reviews/(?P<review_id>rv-[0-9a-f]{{8}})"
     return [
         (rf"{API_PREFIX}/status", StatusHandler),
+        (rf"{API_PREFIX}/diff", DiffHandler),
+        (rf"{API_PREFIX}/reviews", ReviewsHandler),
+        (review, ReviewHandler),
+        (rf"{review}/comments", ReviewCommentsHandler),
+        (rf"{review}/decision", ReviewDecisionHandler),
     ]

@@ -53,7 +53,7 @@ def run_tags(notebook_path: str | None, kernel_name: str | None) -> dict[str, st
     tags = {
         "mlops.python": platform.python_version(),
         "mlops.host": socket.gethostname(),
-        "mlflow.user": _user(),
+        "mlflow.user": current_user(),
         "mlops.kernel": kernel_name or "python3",
         "mlflow.source.type": "NOTEBOOK" if notebook_path else "LOCAL",
     }
@@ -66,7 +66,8 @@ def run_tags(notebook_path: str | None, kernel_name: str | None) -> dict[str, st
     return tags
 
 
-def _user() -> str:
+def current_user() -> str:
+    """The login name, as MLflow records it; ``unknown`` when the system has none."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -83,6 +83,11 @@ def _json_size(key: str, value: str) -> int:
     return len(json.dumps(key)) + len(json.dumps(value)) + 32
 
 
+def _quoted(text: str) -> str:
+    """``text`` inside a single-quoted MLflow search string."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def one_line(text: str, limit: int = MAX_ERROR_TEXT) -> str:
     """The first line of ``text``, cut at ``limit`` characters: an error shown under a cell."""
     first = text.strip().splitlines()[0] if text.strip() else ""
@@ -340,6 +345,74 @@ class MlflowRunStore:
                 lambda: self.client.download_artifacts(run_id, path, tmp),
             )
             return Path(local).read_bytes()
+
+    def experiment_ids(self) -> list[str]:
+        """Ids of every active experiment (searches that span the whole store)."""
+        found = self._call("listing experiments", lambda: self.client.search_experiments())
+        return [str(e.experiment_id) for e in found]
+
+    def list_artifacts(self, run_id: str, folder: str | None = None) -> list[str]:
+        """Paths of the files directly under ``folder`` of a run's artifacts (none: empty)."""
+        infos = self._call(
+            f"listing the artifacts of run {run_id}",
+            lambda: self.client.list_artifacts(run_id, folder),
+        )
+        return [info.path for info in infos if not info.is_dir]
+
+    def find_artifact(self, run_id: str, path: str) -> bytes | None:
+        """The bytes of an artifact, or None when the run has no such file.
+
+        Listing first tells "missing" apart from "store failed": a download of a missing
+        file fails with an error that looks like any other I/O error.
+        """
+        folder, _, _name = path.rpartition("/")
+        if path not in self.list_artifacts(run_id, folder or None):
+            return None
+        return self.read_artifact(run_id, path)
+
+    def model_version_run(
+        self, name: str, version: str | None = None, alias: str | None = None
+    ) -> tuple[str, str]:
+        """``(version, run id)`` of a registered model version, by number or by alias."""
+        what = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
+        if version:
+            found = self._call(
+                f"reading {what}", lambda: self.client.get_model_version(name, version)
+            )
+        else:
+            found = self._call(
+                f"reading {what}",
+                lambda: self.client.get_model_version_by_alias(name, alias or ""),
+            )
+        if not found.run_id:
+            raise NotFoundError(f"{what} was not logged from a run, so it has no notebook")
+        return str(found.version), str(found.run_id)
+
+    def model_versions(self, name: str | None = None, run_id: str | None = None) -> list[Any]:
+        """Versions of model ``name``, or the versions logged from ``run_id``, newest first."""
+        clauses = [f"name = '{_quoted(name)}'"] if name else []
+        if run_id:
+            clauses.append(f"run_id = '{_quoted(run_id)}'")
+        found = self._call(
+            "searching model versions",
+            lambda: self.client.search_model_versions(" and ".join(clauses)),
+        )
+        return sorted(found, key=lambda v: (v.name, -int(v.version)))
+
+    def model_alias_version(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points at, or None when the model has no such alias."""
+        model = self._call(
+            f"reading registered model {name}", lambda: self.client.get_registered_model(name)
+        )
+        version = (getattr(model, "aliases", None) or {}).get(alias)
+        return str(version) if version is not None else None
+
+    def set_model_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        def tag_all() -> None:
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, version, key, value)
+
+        self._call(f"tagging models:/{name}/{version}", tag_all)
 
     # -- reading back -------------------------------------------------------------
     @staticmethod

@@ -40,11 +40,23 @@ def test_status_with_token_reports_version_location_and_store(lab: LabServer) ->
     assert body["store"]["ok"] is True
 
 
+#: A value for each named group of the route patterns, to request a concrete URL.
+ROUTE_SAMPLES = {"review_id": "rv-0123abcd"}
+
+
+def concrete_path(pattern: str) -> str:
+    import re
+
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: ROUTE_SAMPLES[m.group(1)], pattern)
+    assert "(" not in path and "[" not in path, f"no sample for a group of {pattern}"
+    return path
+
+
 def test_every_route_rejects_requests_without_credentials(lab: LabServer) -> None:
     from jupyter_mlops.server.routes import route_table
 
     for pattern, handler in route_table():
-        path = pattern.replace("(?P<", "<").split("(")[0]
+        path = concrete_path(pattern)
         methods = [m for m in ("get", "post", "put", "patch", "delete") if m in vars(handler)]
         assert methods, f"{handler.__name__} handles no method"
         for method in methods:

@@ -1,0 +1,1 @@
+"""Notebook versions, diffs and reviews: the services behind `diff`, `history` and `review`."""

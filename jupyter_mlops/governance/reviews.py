@@ -1,0 +1,200 @@
+"""Reviews stored with their candidate in MLflow: open, comment, decide, find, list.
+
+A review lives in the candidate's run: the whole record as ``reviews/<id>.json`` and its
+state in tags (``mlops.review.<id>``, ``mlops.review.id``, ``mlops.review.state``). A
+model version under review carries the same tags, so the registry shows the state and
+the promotion gate can read it without downloading anything.
+
+The base is stored resolved (``models:/churn/3``, not ``models:/churn@champion``): the
+alias moves on, the review must keep showing the diff it judged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from jupyter_mlops.core.errors import NotFoundError, UsageError
+from jupyter_mlops.core.notebook_refs import EMPTY_REF, parse_ref
+from jupyter_mlops.core.review import (
+    REVIEW_ARTIFACT_FOLDER,
+    TAG_REVIEW_ID,
+    TAG_REVIEW_PREFIX,
+    Review,
+    Side,
+    add_comment,
+    cell_anchors,
+    check_review_id,
+    decide,
+    open_review,
+)
+from jupyter_mlops.governance.diffs import DiffOptions, NotebookDiff, diff_pair
+from jupyter_mlops.governance.notebook_versions import (
+    NotebookVersion,
+    NotebookVersions,
+    notebook_history,
+)
+
+CHAMPION_ALIAS = "champion"
+DIFF_API_PATH = "/jupyter-mlops/api/diff"
+
+
+@dataclass
+class ReviewView:
+    """A review with what adapters show beside it: the cell anchors of the candidate."""
+
+    review: Review
+    anchors: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        data = self.review.to_json()
+        base_ref = self.review.base.ref if self.review.base else EMPTY_REF
+        data["diff_url"] = f"{DIFF_API_PATH}?" + urlencode(
+            {"a": base_ref, "b": self.review.candidate.ref}
+        )
+        data["cells"] = self.anchors
+        return data
+
+
+def _side(version: NotebookVersion, ref: str | None = None) -> Side:
+    return Side(
+        ref=ref or version.ref,
+        label=version.label,
+        run_id=version.run_id,
+        model_name=version.model_name,
+        model_version=version.model_version,
+    )
+
+
+class ReviewService:
+    def __init__(self, versions: NotebookVersions) -> None:
+        self.versions = versions
+
+    @property
+    def store(self) -> Any:
+        return self.versions.store
+
+    # -- opening ----------------------------------------------------------------------
+    def open(self, candidate: str, base: str | None, author: str) -> ReviewView:
+        ref = parse_ref(candidate)
+        if ref.kind not in ("run", "model"):
+            raise UsageError(
+                f"{candidate}: a review's candidate is a run or a model version",
+                hint="a file or a git revision is not a result anyone can approve",
+            )
+        version = self.versions.resolve(ref)
+        canonical = (
+            f"models:/{version.model_name}/{version.model_version}"
+            if version.model_name
+            else f"run:{version.run_id}"
+        )
+        base_side = self._base(version, base)
+        review = open_review(_side(version, canonical), base_side, author)
+        self._save(review)
+        return ReviewView(review, cell_anchors(version.notebook))
+
+    def _base(self, candidate: NotebookVersion, base: str | None) -> Side | None:
+        if base:
+            version = self.versions.resolve(base)
+            if version.model_name:
+                return _side(version, f"models:/{version.model_name}/{version.model_version}")
+            return _side(version, f"run:{version.run_id}" if version.run_id else None)
+        default = self.default_base(candidate)
+        if default is None:
+            return None
+        return _side(self.versions.resolve(default), default)
+
+    def default_base(self, candidate: NotebookVersion) -> str | None:
+        """The champion of the candidate's model, else its previous version; for a plain
+        run, the run before it of the same notebook; None for a first version."""
+        assert candidate.run_id is not None
+        name, number = candidate.model_name, candidate.model_version
+        if name is None:
+            logged = self.store.model_versions(run_id=candidate.run_id)
+            if logged:
+                name, number = logged[0].name, str(logged[0].version)
+        if name is not None and number is not None:
+            champion = self.store.model_alias_version(name, CHAMPION_ALIAS)
+            if champion is not None and champion != number:
+                return f"models:/{name}/{champion}"
+            earlier = [
+                v for v in self.store.model_versions(name=name) if int(v.version) < int(number)
+            ]
+            return f"models:/{name}/{earlier[0].version}" if earlier else None
+        return self._previous_run(candidate.run_id)
+
+    def _previous_run(self, run_id: str) -> str | None:
+        run = self.store.get_run(run_id)
+        notebook = run.tags.get("mlops.input_notebook") or run.tags.get("mlops.notebook")
+        if not notebook:
+            return None
+        try:
+            history = notebook_history(self.versions, notebook, within_root=False)
+        except NotFoundError:
+            return None
+        order = list(dict.fromkeys(e.run_id for e in history))
+        earlier = order[: order.index(run_id)] if run_id in order else order
+        return f"run:{earlier[-1]}" if earlier else None
+
+    # -- reading and writing ----------------------------------------------------------
+    def _save(self, review: Review) -> None:
+        run_id = review.candidate.run_id
+        assert run_id is not None
+        data = json.dumps(review.to_json(), indent=1).encode()
+        self.store.put_artifact(run_id, f"{REVIEW_ARTIFACT_FOLDER}/{review.id}.json", data)
+        self.store.set_tags(run_id, review.tags())
+        if review.candidate.model_name and review.candidate.model_version:
+            self.store.set_model_version_tags(
+                review.candidate.model_name, review.candidate.model_version, review.tags()
+            )
+
+    def _load(self, run_id: str, review_id: str) -> Review:
+        data = self.store.find_artifact(run_id, f"{REVIEW_ARTIFACT_FOLDER}/{review_id}.json")
+        if data is None:
+            raise NotFoundError(f"review {review_id}: its record is missing from run {run_id}")
+        return Review.from_json(json.loads(data))
+
+    def get(self, review_id: str) -> ReviewView:
+        review_id = check_review_id(review_id)
+        runs = self.store.find_runs(
+            self.store.experiment_ids(), f"tags.`{TAG_REVIEW_PREFIX}{review_id}` LIKE '%'"
+        )
+        if not runs:
+            raise NotFoundError(f"there is no review {review_id}")
+        review = self._load(runs[0].run_id, review_id)
+        candidate = self.versions.resolve(review.candidate.ref)
+        return ReviewView(review, cell_anchors(candidate.notebook))
+
+    def comment(self, review_id: str, cell_id: str, text: str, author: str) -> ReviewView:
+        view = self.get(review_id)
+        add_comment(view.review, cell_id, text, author, view.anchors)
+        self._save(view.review)
+        return view
+
+    def decide(
+        self, review_id: str, decision: str, author: str, message: str | None = None
+    ) -> ReviewView:
+        view = self.get(review_id)
+        decide(view.review, decision, author, message)
+        self._save(view.review)
+        return view
+
+    def list(self) -> list[Review]:
+        """Every review in the store, newest first."""
+        runs = self.store.find_runs(self.store.experiment_ids(), f"tags.`{TAG_REVIEW_ID}` LIKE '%'")
+        reviews = []
+        for run in runs:
+            for key in run.tags:
+                if key.startswith(TAG_REVIEW_PREFIX) and key.removeprefix(
+                    TAG_REVIEW_PREFIX
+                ).startswith("rv-"):
+                    reviews.append(self._load(run.run_id, key.removeprefix(TAG_REVIEW_PREFIX)))
+        return sorted(reviews, key=lambda r: r.created_at, reverse=True)
+
+    def diff(self, review: Review, options: DiffOptions | None = None) -> NotebookDiff:
+        base = self.versions.resolve(review.base.ref if review.base else EMPTY_REF)
+        return diff_pair(
+            base, self.versions.resolve(review.candidate.ref), options or DiffOptions()
+        )

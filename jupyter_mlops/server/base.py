@@ -1,0 +1,78 @@
+"""The base of our REST handlers: the extension app, the user, JSON bodies, and the one
+place where our typed errors become JSON with their HTTP status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+
+from jupyter_mlops.core.errors import MlopsError, UsageError, http_status_for
+from jupyter_mlops.server.extension import MlopsExtensionApp
+
+API_PREFIX = "/jupyter-mlops/api"
+AUTH_RESOURCE_PREFIX = "jupyter_mlops"
+MAX_BODY_BYTES = 1_000_000
+
+
+class MlopsHandler(ExtensionHandlerMixin, APIHandler):
+    """Base of our handlers: reaches the extension app and maps our errors to JSON."""
+
+    auth_resource = f"{AUTH_RESOURCE_PREFIX}:api"
+
+    @property
+    def mlops(self) -> MlopsExtensionApp:
+        return cast(MlopsExtensionApp, self.extensionapp)
+
+    @property
+    def user_name(self) -> str:
+        """Who acts, as jupyter_server's identity provider names them."""
+        user = self.current_user
+        name = getattr(user, "username", None) or getattr(user, "name", None)
+        return str(name or "anonymous")
+
+    def json_body(self, required: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The request body as a JSON object with string ``required`` fields, else a 400."""
+        if len(self.request.body) > MAX_BODY_BYTES:
+            raise UsageError(f"the request body is over {MAX_BODY_BYTES} bytes")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise UsageError("the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise UsageError("the request body must be a JSON object")
+        for name in required:
+            if not isinstance(body.get(name), str) or not body[name].strip():
+                raise UsageError(f"the request body needs a non-empty string {name!r}")
+        return body
+
+    def query(self, name: str, required: bool = True) -> str | None:
+        value = self.get_query_argument(name, None)
+        if required and not (value or "").strip():
+            raise UsageError(f"the query needs the parameter {name!r}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        return (self.get_query_argument(name, "") or "").lower() in ("1", "true", "yes")
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Our typed errors become ``{"code", "message"}`` with their own status; no traceback."""
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, MlopsError):
+            self.set_status(http_status_for(error))
+            self.set_header("Content-Type", "application/json")
+            body: dict[str, Any] = {"code": error.code, "message": error.message}
+            if error.hint:
+                body["hint"] = error.hint
+            self.log.warning("jupyter-mlops %s: %s", error.code, error.message)
+            self.finish(json.dumps(body))
+            return
+        super().write_error(status_code, **kwargs)
