@@ -19,7 +19,9 @@ __all__ = [
     "load_ipython_extension",
     "log_artifact",
     "log_metrics",
+    "log_model",
     "log_params",
+    "register_model",
     "set_tags",
     "start_run",
     "unload_ipython_extension",
@@ -34,6 +36,8 @@ _API = {
     "end_run",
     "flush",
     "current_run_id",
+    "log_model",
+    "register_model",
 }
 
 

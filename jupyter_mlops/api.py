@@ -170,6 +170,88 @@ def current_run_id(timeout: float | None = 30.0) -> str:
     return session.run_id()
 
 
+def _registry_store() -> Any:
+    """A store for the model registry, once everything queued for the run is written.
+
+    The lineage tags of a version are read from the run, so the snapshot, params and
+    dataset inputs queued by tracked cells must be in the store first. Registration is
+    synchronous (the user waits for the version number), on its own client: the writer's
+    queue keeps retrying a failing store, a registration should fail at once instead.
+    """
+    from jupyter_mlops.core.errors import StoreUnavailableError
+    from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+
+    current_run_id()
+    if not flush(EXIT_FLUSH_TIMEOUT_S) or last_error() is not None:
+        raise StoreUnavailableError(
+            "the tracking store has not written this run yet: "
+            f"{last_error() or 'timed out'}; nothing was registered"
+        )
+    assert _location is not None
+    return MlflowRunStore(_location)
+
+
+def log_model(
+    obj: Any,
+    artifact_path: str = "model",
+    *,
+    flavor: str = "auto",
+    input_example: Any = None,
+) -> str:
+    """Save ``obj`` as an MLflow model in the active run at ``artifact_path``, unregistered.
+
+    A pipeline step logs its model this way; ``outputs: {model: ...}`` in ``mlops.yaml``
+    registers it once the step succeeded. Returns the artifact path.
+    """
+    from jupyter_mlops.tracking.registry import log_model as log_into_run
+
+    store = _registry_store()
+    logged = log_into_run(
+        store,
+        current_run_id(),
+        obj,
+        flavor=flavor,
+        artifact_path=artifact_path,
+        input_example=input_example,
+    )
+    return logged.artifact_path
+
+
+def register_model(
+    obj: Any,
+    name: str,
+    alias: str | None = None,
+    *,
+    flavor: str = "auto",
+    input_example: Any = None,
+    artifact_path: str | None = None,
+) -> Any:
+    """Log ``obj`` into the active run and register it as a new version of ``name``.
+
+    The version carries the run's lineage as tags; ``alias`` is subject to the project's
+    promotion policy (``require_review_for`` in ``pyproject.toml``), checked before
+    anything is written. Returns the registration (``.name``, ``.version``, ``.uri``).
+    """
+    from jupyter_mlops.core.lineage import load_policy
+    from jupyter_mlops.core.registration import detect_flavor
+    from jupyter_mlops.tracking.registry import register_object
+
+    detect_flavor(obj, flavor)  # a non-model is refused before waiting for the store
+    store = _registry_store()
+    assert _location is not None
+    return register_object(
+        store,
+        current_run_id(),
+        obj,
+        name,
+        alias=alias,
+        flavor=flavor,
+        input_example=input_example,
+        artifact_path=artifact_path,
+        policy=load_policy(_location.project_root),
+    )
+
+
 def last_error() -> str | None:
     """The store error that keeps records queued right now, as one line (None when fine)."""
     if _writer is None or _writer.last_error is None:

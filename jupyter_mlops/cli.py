@@ -19,6 +19,7 @@ from jupyter_mlops._version import __version__
 from jupyter_mlops.check_command import add_check_parser
 from jupyter_mlops.core.errors import MlopsError, exit_code_for
 from jupyter_mlops.diff_command import add_diff_parsers
+from jupyter_mlops.registry_command import add_registry_parsers
 from jupyter_mlops.review_command import add_review_parser
 
 Command = Callable[[argparse.Namespace], int]
@@ -400,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--dry-run", action="store_true", help="say what would run, run nothing"
             )
     add_check_parser(commands)
+    add_registry_parsers(commands)
     add_diff_parsers(commands)
     add_review_parser(commands)
     return parser

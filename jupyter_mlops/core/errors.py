@@ -64,6 +64,12 @@ class ExecutionFailedError(MlopsError):
     code = "execution_failed"
 
 
+class PolicyError(MlopsError):
+    """The project's policy refuses the action (a promotion without an approved review)."""
+
+    code = "policy"
+
+
 #: Exit status of the CLI for each error code; anything not listed exits 1.
 EXIT_CODES: dict[str, int] = {
     "usage": 2,
@@ -73,6 +79,7 @@ EXIT_CODES: dict[str, int] = {
     "forbidden_path": 2,
     "store_unavailable": 3,
     "execution_failed": 1,
+    "policy": 1,
 }
 
 #: HTTP status of the REST API for each error code; anything not listed is a 500.
@@ -84,6 +91,7 @@ HTTP_STATUS: dict[str, int] = {
     "forbidden_path": 403,
     "store_unavailable": 503,
     "execution_failed": 409,
+    "policy": 409,
 }
 
 

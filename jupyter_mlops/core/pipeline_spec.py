@@ -14,6 +14,14 @@
         notebook: notebooks/train.ipynb
         needs: [prepare]
         inputs: [data/clean.csv]
+        outputs:                # files, and a model to register once the step succeeded
+          files: [reports/train.html]
+          model: {name: churn-clf, artifact: model, alias: staging}
+
+``outputs`` is a list of files, or a mapping with ``files`` and ``model``: the notebook
+logs its model into its run (``jupyter_mlops.log_model(model, "model")``) and the
+pipeline registers the run's ``artifact`` as a new version of ``name`` (``alias``
+optional, under the project's promotion policy; see docs/registry.md).
 
 Paths are relative to the file's folder and must stay inside the project: a pipeline
 never reads or writes outside it. A step's cache key covers everything its result
@@ -38,6 +46,19 @@ STEP_KEYS = {"notebook", "params", "inputs", "outputs", "needs", "kernel", "cell
 TOP_KEYS = {"name", "experiment", "steps"}
 
 
+MODEL_KEYS = {"name", "artifact", "alias"}
+OUTPUT_KEYS = {"files", "model"}
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """A model a step logs into its run, registered by the pipeline after the step succeeded."""
+
+    name: str
+    artifact: str
+    alias: str | None = None
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -48,6 +69,7 @@ class Step:
     needs: tuple[str, ...] = ()
     kernel: str | None = None
     cell_timeout: float | None = None
+    model: ModelOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +123,49 @@ def _paths(root: Path, base: Path, value: Any, what: str, source: Path) -> tuple
     return tuple(_inside(root, base, v, what, source) for v in value)
 
 
+def _text(value: Any, what: str, source: Path) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}: {what} must be a non-empty string, not {value!r}")
+    return value.strip()
+
+
+def _model_output(value: Any, step: str, source: Path) -> ModelOutput:
+    what = f"outputs.model of step {step!r}"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {what} must be a mapping with name: and artifact:")
+    bad = set(value) - MODEL_KEYS
+    if bad:
+        raise ConfigError(f"{source}: {what} has unknown keys {', '.join(sorted(bad))}")
+    artifact = _text(value.get("artifact"), f"{what}: artifact", source)
+    if artifact.startswith("/") or ".." in artifact.split("/"):
+        raise ConfigError(f"{source}: {what}: artifact {artifact!r} must be a path inside the run")
+    alias = value.get("alias")
+    return ModelOutput(
+        name=_text(value.get("name"), f"{what}: name", source),
+        artifact=artifact.strip("/"),
+        alias=_text(alias, f"{what}: alias", source) if alias is not None else None,
+    )
+
+
+def _step_outputs(
+    root: Path, base: Path, value: Any, step: str, source: Path
+) -> tuple[tuple[Path, ...], ModelOutput | None]:
+    """A list of files, or ``{files: [...], model: {name, artifact, alias}}``."""
+    what = f"outputs of step {step!r}"
+    if not isinstance(value, dict):
+        return _paths(root, base, value, what, source), None
+    bad = set(value) - OUTPUT_KEYS
+    if bad:
+        raise ConfigError(
+            f"{source}: {what} has unknown keys {', '.join(sorted(bad))} (use files:, model:)"
+        )
+    model = value.get("model")
+    return (
+        _paths(root, base, value.get("files"), what, source),
+        _model_output(model, step, source) if model is not None else None,
+    )
+
+
 def parse_pipeline(data: Any, path: Path, project_root: Path) -> Pipeline:
     """Check a loaded ``mlops.yaml`` and resolve its paths."""
     if not isinstance(data, dict):
@@ -149,15 +214,17 @@ def parse_pipeline(data: Any, path: Path, project_root: Path) -> Pipeline:
         timeout = spec.get("cell_timeout")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ConfigError(f"{path}: cell_timeout of step {name!r} must be a positive number")
+        outputs, model = _step_outputs(root, base, spec.get("outputs"), name, path)
         steps[name] = Step(
             name=name,
             notebook=_inside(root, base, spec["notebook"], f"notebook of step {name!r}", path),
             params=dict(params),
             inputs=_paths(root, base, spec.get("inputs"), f"inputs of step {name!r}", path),
-            outputs=_paths(root, base, spec.get("outputs"), f"outputs of step {name!r}", path),
+            outputs=outputs,
             needs=tuple(needs),
             kernel=spec.get("kernel"),
             cell_timeout=float(timeout) if timeout is not None else None,
+            model=model,
         )
     for step in steps.values():
         missing = [n for n in step.needs if n not in steps]

@@ -4,6 +4,11 @@ The whole pipeline is a parent run; each executed step is a child run tagged wit
 step name and the parts of its cache key. A step is skipped as cached when its last
 FINISHED run has the same key and its declared outputs still exist. A failing step
 stops the steps that need it (and only those) and is named in the result.
+
+A step declaring ``outputs: {model: {name, artifact, alias}}`` has the model its notebook
+logged registered once it succeeded (a cached step is not registered again); when that
+fails, the step fails. An alias the promotion policy gates is refused before anything
+runs: a run that has just been made has no review yet.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_mlops.core.errors import UsageError
+from jupyter_mlops.core.errors import MlopsError, PolicyError, UsageError
 from jupyter_mlops.core.pipeline_spec import (
     CacheKey,
     Pipeline,
@@ -40,6 +45,7 @@ TAG_PIPELINE = "mlops.pipeline"
 TAG_STEP = "mlops.pipeline.step"
 TAG_CACHE_KEY = "mlops.cache_key"
 TAG_OUTPUTS = "mlops.cache.outputs"
+TAG_REGISTERED = "mlops.registered_model"
 
 
 @dataclass
@@ -166,6 +172,7 @@ class PipelineRunner:
             )
         for name in self.pipeline.order():
             self.plan(name)  # every notebook checked before anything runs
+        self._check_model_aliases()
         report = on_step or (lambda _s: None)
         states: dict[str, StepState] = {}
         blocked: dict[str, str] = {}
@@ -214,6 +221,42 @@ class PipelineRunner:
             store.end_run(parent_id, "FAILED" if failed_any else "FINISHED")
         return PipelineOutcome(self.pipeline, parent_id, [states[n] for n in self.pipeline.order()])
 
+    def _check_model_aliases(self) -> None:
+        """Refuse now an alias no fresh step run can get: the policy wants a review first."""
+        from jupyter_mlops.core.lineage import load_policy
+
+        policy = load_policy(self.pipeline.root)
+        gated = [
+            f"step {name}: alias {step.model.alias!r} of {step.model.name}"
+            for name, step in self.pipeline.steps.items()
+            if step.model and step.model.alias and policy.gates(step.model.alias)
+        ]
+        if gated:
+            raise PolicyError(
+                f"{self.pipeline.path}: {'; '.join(gated)}: the policy in {policy.source} "
+                "requires an approved review (and maybe a reproduced run) first; register "
+                "without the alias and use `jupyter mlops promote` after the review"
+            )
+
+    def _register(self, name: str, run_id: str) -> tuple[str | None, str | None]:
+        """``(message, None)`` once the step's model is registered, else ``(None, error)``."""
+        from jupyter_mlops.tracking.registry import register_version
+
+        model = self.pipeline.steps[name].model
+        if model is None:
+            return None, None
+        try:
+            registered = register_version(
+                self.store(), run_id, model.artifact, model.name, alias=model.alias
+            )
+        except MlopsError as error:
+            return None, f"step {name} did not register its model {model.name}: {error}"
+        self.store().log_batch(
+            run_id, Batch(tags={TAG_REGISTERED: f"{registered.name}/{registered.version}"})
+        )
+        alias = f" as {registered.alias}" if registered.alias else ""
+        return f"registered {registered.uri}{alias}", None
+
     def _open_parent(self) -> str:
         from jupyter_mlops.tracking.environment import run_tags
 
@@ -256,6 +299,11 @@ class PipelineRunner:
                 failure = Failure(
                     "outputs", f"step {name} did not write its declared output {', '.join(missing)}"
                 )
+        registered: str | None = None
+        if failure is None:
+            registered, problem = self._register(name, run_id)
+            if problem is not None:
+                failure = Failure("register", problem)
         state.output_hashes = _outputs(self.pipeline, name)
         tags = {TAG_OUTPUTS: json.dumps(state.output_hashes, sort_keys=True)}
         if failure is None:
@@ -265,6 +313,7 @@ class PipelineRunner:
         state.run_id = run_id
         if failure is None:
             state.outcome, state.fresh, state.reasons = "ran", True, []
+            state.message = registered
         else:
             state.outcome, state.message = "failed", f"step {name}: {failure.message}"
 
@@ -283,4 +332,7 @@ def show(pipeline: Pipeline) -> str:
             if paths:
                 names = ", ".join(str(p.relative_to(pipeline.root)) for p in paths)
                 lines.append(f"      {label + ':':<10}{names}")
+        if step.model:
+            alias = f" as {step.model.alias}" if step.model.alias else ""
+            lines.append(f"      {'model:':<10}{step.model.artifact} -> {step.model.name}{alias}")
     return "\n".join(lines)

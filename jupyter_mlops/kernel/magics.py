@@ -57,6 +57,18 @@ def _line_parser() -> _Parser:
     return parser
 
 
+@functools.lru_cache(maxsize=1)
+def _register_parser() -> _Parser:
+    parser = _Parser(prog="%mlops_register", add_help=False)
+    parser.add_argument("variable")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--alias")
+    parser.add_argument("--flavor", choices=["auto", "sklearn", "pyfunc"], default="auto")
+    parser.add_argument("--input-example", metavar="VAR")
+    parser.add_argument("--artifact", metavar="PATH")
+    return parser
+
+
 def _step(text: str) -> int:
     try:
         step = int(text)
@@ -237,6 +249,42 @@ class MlopsMagics(Magics):
         if error:
             print(f"mlops: store problem, records kept queued: {error}")
 
+    @line_magic
+    def mlops_register(self, line: str) -> None:
+        """``%mlops_register VAR --name NAME [--alias A] [--flavor auto|sklearn|pyfunc]``.
+
+        Logs the model in ``VAR`` into the current run and registers a new version. A
+        failure fails the cell with one line (IPython's UsageError shows no traceback), so
+        a notebook run by ``jupyter mlops run`` stops there too.
+        """
+        from IPython.core.error import UsageError as CellError
+
+        from jupyter_mlops import api
+        from jupyter_mlops.core.registration import pick_input_example
+
+        try:
+            args = _register_parser().parse_args(shlex.split(line))
+            assert self.shell is not None
+            namespace = self.shell.user_ns
+            if args.variable not in namespace:
+                raise UsageError(_no_variable(args.variable, namespace))
+            obj = namespace[args.variable]
+            example = pick_input_example(obj, namespace, args.input_example)
+            registered = api.register_model(
+                obj,
+                args.name,
+                args.alias,
+                flavor=args.flavor,
+                input_example=example[1] if example else None,
+                artifact_path=args.artifact,
+            )
+        except (MlopsError, ValueError) as error:
+            raise CellError(f"mlops_register: {error}") from None
+        for message in registered.messages:
+            _say(f"mlops: {message}")
+        example_note = f"; input example from {example[0]}" if example else ""
+        print(f"mlops: {registered.summary()}{example_note}")
+
     # -- cell magic ----------------------------------------------------------------
     @cell_magic("mlops_track")  # type: ignore[arg-type]
     def mlops_track_cell(self, line: str, cell: str) -> None:
@@ -329,6 +377,7 @@ class MlopsMagics(Magics):
         )
         for message in messages:
             _say(message)
+        _log_dataframes(session, tracked.raw_cell, namespace)
         if len(session.cells) > recorded:
             self._report_long_params(session.cells[-1].params, session.params)
         if self._panel is not None:
@@ -370,6 +419,44 @@ def _storable_names(
     if metrics is not None:
         metrics = [n for n in metrics if storable_name(n)]
     return params, metrics, list(dict.fromkeys(dropped))
+
+
+def _no_variable(name: str, namespace: Any) -> str:
+    import difflib
+
+    names = [n for n in namespace if not n.startswith("_")]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"no variable named {name!r} in this notebook{hint}"
+
+
+def _log_dataframes(session: Any, source: str, namespace: Any) -> None:
+    """Queue the DataFrames the cell bound or read as dataset inputs of the run.
+
+    Shallow copies go to the writer thread (copy-on-write keeps them as the cell saw
+    them); hashing and logging happen there, never on the cell's path.
+    """
+    from jupyter_mlops.core.registration import is_dataframe, pick_dataframes
+
+    if not any(is_dataframe(v) for v in list(namespace.values())):
+        return
+    from jupyter_mlops import api
+    from jupyter_mlops.core.cells import analyze_source
+
+    analysis = analyze_source(source)
+    frames = pick_dataframes([*analysis.computed_bindings, *sorted(analysis.used_names)], namespace)
+    if not frames:
+        return
+    copies = {name: frame.copy(deep=False) for name, frame in frames.items()}
+    notebook = api.notebook_path()
+    tags = {"mlops.notebook": notebook} if notebook else {}
+
+    def log(store: Any) -> None:
+        from jupyter_mlops.tracking.datasets import log_dataframes
+
+        log_dataframes(store, session.run_id(), copies, tags)
+
+    session.writer.call(log)
 
 
 def _notebook_source() -> Any:

@@ -351,13 +351,25 @@ class MlflowRunStore:
         found = self._call("listing experiments", lambda: self.client.search_experiments())
         return [str(e.experiment_id) for e in found]
 
+    def artifact_infos(
+        self, run_id: str, folder: str | None = None, artifact_uri: str | None = None
+    ) -> list[Any]:
+        """MLflow ``FileInfo`` of what is directly under ``folder`` of a run's own artifacts.
+
+        Not ``MlflowClient.list_artifacts``: in MLflow 3 it also lists the run's logged
+        models, looked up through the global tracking URI rather than this store's.
+        """
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        def listing() -> list[Any]:
+            uri = artifact_uri or self.client.get_run(run_id).info.artifact_uri
+            return list(get_artifact_repository(uri, self.tracking_uri).list_artifacts(folder))
+
+        return self._call(f"listing the artifacts of run {run_id}", listing)
+
     def list_artifacts(self, run_id: str, folder: str | None = None) -> list[str]:
         """Paths of the files directly under ``folder`` of a run's artifacts (none: empty)."""
-        infos = self._call(
-            f"listing the artifacts of run {run_id}",
-            lambda: self.client.list_artifacts(run_id, folder),
-        )
-        return [info.path for info in infos if not info.is_dir]
+        return [info.path for info in self.artifact_infos(run_id, folder) if not info.is_dir]
 
     def find_artifact(self, run_id: str, path: str) -> bytes | None:
         """The bytes of an artifact, or None when the run has no such file.
