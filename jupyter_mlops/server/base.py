@@ -28,10 +28,17 @@ class MlopsHandler(ExtensionHandlerMixin, APIHandler):
 
     @property
     def user_name(self) -> str:
-        """Who acts, as jupyter_server's identity provider names them."""
+        """Who acts, as jupyter_server's identity provider names them for people.
+
+        ``name`` (a JupyterHub user's name; "Anonymous Io" under token login) before
+        ``username``, which token login makes a random hex string nobody can read.
+        """
         user = self.current_user
-        name = getattr(user, "username", None) or getattr(user, "name", None)
-        return str(name or "anonymous")
+        for attribute in ("name", "display_name", "username"):
+            value = getattr(user, attribute, None)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return "anonymous"
 
     def json_body(self, required: tuple[str, ...] = ()) -> dict[str, Any]:
         """The request body as a JSON object with string ``required`` fields, else a 400."""

@@ -1,7 +1,15 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IErrorResponse, IStatusResponse } from './model';
+import {
+  IDiffOptions,
+  IDiffResponse,
+  IErrorResponse,
+  IReview,
+  IReviewList,
+  IStatusResponse,
+  ReviewDecision
+} from './model';
 
 /**
  * Path of the server extension's REST API, relative to the base URL.
@@ -43,13 +51,28 @@ export class MlopsApiError extends Error {
  * @returns The decoded JSON answer (or `null` for an empty body)
  * @throws {MlopsApiError} on network failure, HTTP error or invalid JSON
  */
-export async function requestAPI<T>(
+export function requestAPI<T>(
   endPoint = '',
   init: RequestInit = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
   const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endPoint);
+  return requestURL<T>(url, endPoint || API_NAMESPACE, init, settings);
+}
 
+/**
+ * Send an authenticated request to `url` and decode its JSON answer.
+ *
+ * @param url Absolute URL (query string included)
+ * @param name What to call the endpoint in error messages
+ * @throws {MlopsApiError} on network failure, HTTP error or invalid JSON
+ */
+async function requestURL<T>(
+  url: string,
+  name: string,
+  init: RequestInit,
+  settings: ServerConnection.ISettings
+): Promise<T> {
   let response: Response;
   try {
     response = await ServerConnection.makeRequest(url, init, settings);
@@ -66,7 +89,7 @@ export async function requestAPI<T>(
     } catch {
       if (response.ok) {
         throw new MlopsApiError(
-          `Invalid JSON from ${endPoint || API_NAMESPACE}`,
+          `Invalid JSON from ${name}`,
           response.status,
           text
         );
@@ -93,6 +116,119 @@ export function fetchStatus(
   settings?: ServerConnection.ISettings
 ): Promise<IStatusResponse> {
   return requestAPI<IStatusResponse>('status', { method: 'GET' }, settings);
+}
+
+/**
+ * Fetch the diff from notebook `a` to notebook `b`.
+ *
+ * A reference is a run id, `models:/NAME/VERSION`, `models:/NAME@ALIAS`, a
+ * notebook path relative to the server root, or `git:REV:PATH`.
+ */
+export function fetchDiff(
+  a: string,
+  b: string,
+  options: IDiffOptions = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<IDiffResponse> {
+  const query: Record<string, string> = { a, b };
+  if (options.ignoreOutputs) {
+    query.ignore_outputs = '1';
+  }
+  if (options.ignoreMetadata) {
+    query.ignore_metadata = '1';
+  }
+  const url =
+    URLExt.join(settings.baseUrl, API_NAMESPACE, 'diff') +
+    URLExt.objectToQueryString(query);
+  return requestURL<IDiffResponse>(url, 'diff', { method: 'GET' }, settings);
+}
+
+/**
+ * Fetch a diff by the path the server gave for it (a review's `diff_url`,
+ * relative to the base URL, query string included).
+ */
+export function fetchDiffAt(
+  path: string,
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<IDiffResponse> {
+  // Not URLExt.join: it would normalize the query string's slashes and dots.
+  const url =
+    settings.baseUrl.replace(/\/+$/, '') + '/' + path.replace(/^\/+/, '');
+  return requestURL<IDiffResponse>(url, 'diff', { method: 'GET' }, settings);
+}
+
+/**
+ * List the reviews, newest first.
+ */
+export function listReviews(
+  settings?: ServerConnection.ISettings
+): Promise<IReviewList> {
+  return requestAPI<IReviewList>('reviews', { method: 'GET' }, settings);
+}
+
+/**
+ * Open a review of `candidate` against `base` (null: the server's default).
+ */
+export function createReview(
+  candidate: string,
+  base: string | null = null,
+  settings?: ServerConnection.ISettings
+): Promise<IReview> {
+  return requestAPI<IReview>(
+    'reviews',
+    { method: 'POST', body: JSON.stringify({ candidate, base }) },
+    settings
+  );
+}
+
+/**
+ * Fetch one review.
+ */
+export function fetchReview(
+  id: string,
+  settings?: ServerConnection.ISettings
+): Promise<IReview> {
+  return requestAPI<IReview>(
+    `reviews/${encodeURIComponent(id)}`,
+    { method: 'GET' },
+    settings
+  );
+}
+
+/**
+ * Comment on a cell of the review's candidate; returns the updated review.
+ */
+export function addReviewComment(
+  id: string,
+  cellId: string,
+  text: string,
+  settings?: ServerConnection.ISettings
+): Promise<IReview> {
+  return requestAPI<IReview>(
+    `reviews/${encodeURIComponent(id)}/comments`,
+    { method: 'POST', body: JSON.stringify({ cell_id: cellId, text }) },
+    settings
+  );
+}
+
+/**
+ * Approve a review or request changes; returns the updated review.
+ */
+export function decideReview(
+  id: string,
+  decision: ReviewDecision,
+  message?: string,
+  settings?: ServerConnection.ISettings
+): Promise<IReview> {
+  const body: Record<string, string> = { decision };
+  if (message) {
+    body.message = message;
+  }
+  return requestAPI<IReview>(
+    `reviews/${encodeURIComponent(id)}/decision`,
+    { method: 'POST', body: JSON.stringify(body) },
+    settings
+  );
 }
 
 /**

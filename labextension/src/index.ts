@@ -8,6 +8,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { fetchStatus } from './api';
+import { diffPlugin } from './diff';
 import { mlopsIcon } from './icons';
 import { parseSettings } from './model';
 import { NotebookCommManager } from './notebookComm';
@@ -96,4 +97,4 @@ const liveNotebookPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, liveNotebookPlugin];
+export default [plugin, liveNotebookPlugin, diffPlugin];

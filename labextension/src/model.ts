@@ -102,3 +102,85 @@ export function parseSettings(
     )
   };
 }
+
+/**
+ * One side of a diff or a review: what the user asked for and how to show it.
+ */
+export interface IRefInfo {
+  /** The reference as given: run id, `models:/NAME/VERSION`, a path, `git:REV:PATH`. */
+  ref: string;
+  /** Human readable label chosen by the server. */
+  label: string;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/diff`: the notebook of `a` and nbdime's
+ * diff from `a` to `b`.
+ */
+export interface IDiffResponse {
+  /** Notebook JSON of `a` (nbformat 4). */
+  base: Record<string, unknown>;
+  /** nbdime diff entries from `a` to `b`. */
+  diff: unknown[];
+  a: IRefInfo;
+  b: IRefInfo;
+}
+
+/**
+ * Options of a diff request.
+ */
+export interface IDiffOptions {
+  /** Leave outputs out of the diff. */
+  ignoreOutputs?: boolean;
+  /** Leave notebook and cell metadata out of the diff. */
+  ignoreMetadata?: boolean;
+}
+
+/**
+ * State of a review.
+ */
+export type ReviewState = 'open' | 'approved' | 'changes_requested';
+
+/**
+ * A reviewer's decision.
+ */
+export type ReviewDecision = 'approve' | 'request_changes';
+
+/**
+ * A comment on a cell of the candidate notebook.
+ */
+export interface IReviewComment {
+  id: string;
+  /** Id of the candidate notebook's cell the comment is anchored to. */
+  cell_id: string;
+  text: string;
+  author: string;
+  /** ISO 8601 time. */
+  created_at: string;
+}
+
+/**
+ * A review of a candidate (run or model version) against a base.
+ */
+export interface IReview {
+  id: string;
+  state: ReviewState;
+  candidate: IRefInfo;
+  /** Null when the candidate is compared with an empty notebook. */
+  base: IRefInfo | null;
+  created_at: string;
+  created_by: string;
+  decided_at: string | null;
+  decided_by: string | null;
+  comments: IReviewComment[];
+  /** Path of the review's diff, relative to the server's base URL. */
+  diff_url: string;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/reviews`.
+ */
+export interface IReviewList {
+  /** Newest first. */
+  reviews: IReview[];
+}
