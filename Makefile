@@ -38,8 +38,11 @@ $(INSTALLED): $(PY) pyproject.toml $(LAB_SOURCES)
 
 install: $(INSTALLED)
 
+# The main job on the embedded default store (.mlops/ at the repository root): a tracked
+# sweep, the pipeline, a reproduction, a review, a promotion, a diff and the lineage.
 demo: install
 	$(BIN)/jupyter-mlops status
+	cd notebooks && $(PY) demo.py
 
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
@@ -64,14 +67,14 @@ test: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check jupyter_mlops tests benchmarks
-	$(BIN)/ruff format --check jupyter_mlops tests benchmarks
+	$(BIN)/ruff check jupyter_mlops tests benchmarks notebooks/demo.py
+	$(BIN)/ruff format --check jupyter_mlops tests benchmarks notebooks/demo.py
 	$(BIN)/mypy
 	$(BIN)/jlpm lint:check
 
 format: install
-	$(BIN)/ruff check --fix jupyter_mlops tests benchmarks
-	$(BIN)/ruff format jupyter_mlops tests benchmarks
+	$(BIN)/ruff check --fix jupyter_mlops tests benchmarks notebooks/demo.py
+	$(BIN)/ruff format jupyter_mlops tests benchmarks notebooks/demo.py
 	$(BIN)/jlpm lint
 
 bench: install

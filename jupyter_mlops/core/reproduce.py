@@ -32,6 +32,8 @@ VOLATILE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b[0-9a-f]{32}\b"), "<RUN_ID>"),
     (re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|µs|us|ns)\b"), "<DURATION>"),
     (re.compile(r"/tmp/[^\s'\"]+"), "<TMP>"),  # noqa: S108 (a pattern, not a file)
+    # %mlops_register's report: a re-execution registers the next version number.
+    (re.compile(r"\bversion \d+ \(models:/([^\s)]+)/\d+\)"), r"version <N> (models:/\1/<N>)"),
 ]
 #: Output types whose content is not a result: widget views and our own run panel.
 SKIPPED_MIME = ("application/vnd.jupyter.widget-view+json",)

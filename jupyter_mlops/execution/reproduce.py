@@ -14,7 +14,9 @@ from typing import Any
 
 from jupyter_mlops.core.errors import NotFoundError, UsageError
 from jupyter_mlops.core.reproduce import Verdict, judge
+from jupyter_mlops.core.secrets import SecretMasker
 from jupyter_mlops.core.settings import TrackingLocation
+from jupyter_mlops.core.snapshot import masked_copy
 from jupyter_mlops.execution.runner import (
     EXECUTED_ARTIFACT,
     TAG_INPUT_NOTEBOOK,
@@ -90,7 +92,11 @@ def reproduce(run_id: str, location: TrackingLocation, tolerance: float) -> Repr
         location,
         store=store,
     )
-    reproduced_nb = json.loads(outcome.output_path.read_text(encoding="utf-8"))
+    # The original's executed notebook was stored masked: compare like with like, or a
+    # run id that the masker takes for a secret reads as a difference.
+    reproduced_nb = masked_copy(
+        json.loads(outcome.output_path.read_text(encoding="utf-8")), SecretMasker()
+    )
     verdict = judge(
         original_executed,
         reproduced_nb,

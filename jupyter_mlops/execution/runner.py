@@ -328,6 +328,7 @@ def _register_engine() -> None:
             )
             # Headless: nobody sends live models, the kernel snapshots the file it runs.
             client.comm_open_handlers[COMM_TARGET] = lambda _msg: None
+            stable_injected_cell_id(nb_man.nb)
             try:
                 return client.execute()
             finally:
@@ -335,6 +336,24 @@ def _register_engine() -> None:
                     client.kc.stop_channels()
 
     papermill_engines.register(ENGINE_NAME, OwnKernelEngine)
+
+
+INJECTED_CELL_ID = "injected-parameters"
+
+
+def stable_injected_cell_id(notebook: Any) -> None:
+    """Give Papermill's injected-parameters cell the same id in every run.
+
+    Papermill makes a random one, so two runs of one notebook differ in that id and a
+    review comment on the parameters could not be anchored across versions.
+    """
+    cells = notebook.get("cells", [])
+    if any(cell.get("id") == INJECTED_CELL_ID for cell in cells):
+        return
+    for cell in cells:
+        if "injected-parameters" in ((cell.get("metadata") or {}).get("tags") or []):
+            cell["id"] = INJECTED_CELL_ID
+            return
 
 
 def _quiet_logger() -> Any:

@@ -29,6 +29,7 @@ def test_diff_of_two_runs_shows_the_changed_parameter(tracked: Project) -> None:
     assert "+  lr = 0.5" in result.stdout
     assert "## modified /cells/" in result.stdout
     assert "\x1b[" not in result.stdout
+    assert "/id:" not in result.stdout  # papermill's injected cell keeps one id across runs
 
 
 def test_diff_json_is_nbdimes_diff_and_patches_a_into_b(tracked: Project) -> None:
