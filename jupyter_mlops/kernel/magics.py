@@ -58,6 +58,15 @@ def _line_parser() -> _Parser:
 
 
 @functools.lru_cache(maxsize=1)
+def _runs_parser() -> _Parser:
+    parser = _Parser(prog="%mlops_runs", add_help=False)
+    parser.add_argument("--experiment")
+    parser.add_argument("--filter", default="")
+    parser.add_argument("--max", type=int, default=200)
+    return parser
+
+
+@functools.lru_cache(maxsize=1)
 def _register_parser() -> _Parser:
     parser = _Parser(prog="%mlops_register", add_help=False)
     parser.add_argument("variable")
@@ -248,6 +257,34 @@ class MlopsMagics(Magics):
         error = api.last_error()
         if error:
             print(f"mlops: store problem, records kept queued: {error}")
+
+    @line_magic
+    def mlops_runs(self, line: str) -> Any:
+        """``%mlops_runs [--experiment E] [--filter F] [--max N]``: a sortable runs table.
+
+        The experiment defaults to the active run's, else the notebook's name; the filter
+        is MLflow's search syntax (``metrics.acc > 0.9 and params.lr = '0.01'``).
+        """
+        from jupyter_mlops import api
+        from jupyter_mlops.core.settings import resolve_tracking_location
+        from jupyter_mlops.kernel.runs_widget import RunsTable, load_runs
+
+        try:
+            args = _runs_parser().parse_args(shlex.split(line))
+            if args.max < 1:
+                raise UsageError(f"--max must be at least 1, not {args.max}")
+            session = api.active_session()
+            if session is not None:
+                api.flush(5.0)  # the table shows what the cells above logged
+            experiment = args.experiment or (
+                session.experiment if session is not None else api.default_experiment()
+            )
+            location = api._location or resolve_tracking_location()
+            runs = load_runs(location, experiment, args.filter, args.max)
+        except MlopsError as error:
+            _say(f"mlops_runs: {error}")
+            return None
+        return RunsTable(runs, f"experiment {experiment!r}")
 
     @line_magic
     def mlops_register(self, line: str) -> None:
