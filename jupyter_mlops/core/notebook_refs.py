@@ -11,6 +11,8 @@ same references:
 * ``empty:``: a notebook without cells (what a first version is compared with);
 * anything else: a notebook file.
 
+Anything else shaped like a URI (``http:``, ``file:``, ``s3:``, ``ftp:``...) is refused.
+
 URLs are refused outright: nbdime and papermill would fetch them, and a reviewer must
 never make the server request an address a reference smuggled in.
 """
@@ -27,6 +29,8 @@ from jupyter_mlops.core.notebook_file import URL_REFERENCE
 RefKind = Literal["run", "model", "git", "path", "empty"]
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
+#: ``scheme:`` of two characters or more (``C:`` is a drive): a URI, unless one of ours.
+URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 #: What MLflow accepts as a run id when a user writes ``run:ID`` (ids of other stores vary).
 RUN_ID_LOOSE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MODEL_PREFIX = "models:/"
@@ -58,11 +62,14 @@ def parse_ref(text: str) -> NotebookRef:
     ref = (text or "").strip()
     if not ref:
         raise UsageError("an empty notebook reference", hint=_FORMS)
-    if URL_REFERENCE.match(ref):
+    scheme = URI_SCHEME.match(ref)
+    if URL_REFERENCE.match(ref) or (scheme and f"{scheme.group(1)}:" not in OUR_SCHEMES):
         raise ForbiddenPathError(
             f"{ref} is a URL; references are runs, models:/, git: or local notebook files",
             hint="nbdime and papermill would fetch a URL, so none is accepted",
         )
+    if "\0" in ref:
+        raise UsageError("a notebook reference cannot contain a NUL character")
     if ref == EMPTY_REF:
         return NotebookRef("empty", ref)
     if ref.startswith("models:"):
@@ -79,6 +86,7 @@ def parse_ref(text: str) -> NotebookRef:
     return NotebookRef("path", ref, path=ref)
 
 
+OUR_SCHEMES = ("models:", "git:", "run:", "empty:")
 _FORMS = "a run id, models:/NAME/VERSION, models:/NAME@ALIAS, git:REV:PATH or a notebook path"
 
 

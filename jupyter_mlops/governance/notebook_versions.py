@@ -15,6 +15,7 @@ that leaves it is refused.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,9 +110,24 @@ class NotebookVersions:
         return NotebookVersion(ref.text, self._shown(path), read_notebook(path))
 
     def local_path(self, text: str) -> Path:
-        """``text`` as a path under ``cwd``; refused when it leaves ``root``."""
-        path = (self.cwd / Path(text).expanduser()).resolve()
-        if self.root is not None and not path.is_relative_to(self.root):
+        """``text`` as a path under ``cwd``; refused when it leaves ``root``.
+
+        Under a root the check is made twice: on the path as written (``..`` folded, no
+        file system access, so nothing outside the root is even looked at), then on the
+        resolved path (a symlink inside the root that points out of it is refused too).
+        """
+        if "\0" in text:
+            raise UsageError("a path cannot contain a NUL character")
+        if self.root is None:
+            return (self.cwd / Path(text).expanduser()).resolve()
+        lexical = Path(os.path.normpath(self.cwd / text))
+        if not lexical.is_relative_to(self.root):
+            raise ForbiddenPathError(f"{text} is outside the folder this server serves")
+        if any(part.startswith(".") for part in lexical.relative_to(self.root).parts):
+            # As jupyter_server's contents API: hidden files are not served (.mlops, .git).
+            raise ForbiddenPathError(f"{text} is in a hidden folder or is a hidden file")
+        path = lexical.resolve()
+        if not path.is_relative_to(self.root):
             raise ForbiddenPathError(f"{text} is outside the folder this server serves")
         return path
 
