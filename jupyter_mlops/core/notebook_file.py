@@ -13,6 +13,7 @@ from typing import Any
 
 from jupyter_mlops.core.errors import ForbiddenPathError, InvalidNotebookError, NotFoundError
 
+CELL_TYPES = ("code", "markdown", "raw")
 #: ``scheme://`` with a scheme of two characters or more (``C:\\`` is a drive, not a URL).
 URL_REFERENCE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -79,6 +80,14 @@ def parse_notebook(text: str | bytes, where: str) -> dict[str, Any]:
         raise InvalidNotebookError(
             f"{where}: nbformat {data.get('nbformat')!r} is not supported (expected 4)"
         )
+    for number, cell in enumerate(data["cells"], start=1):
+        # nbformat's validator itself fails (TypeError) on a cell without a known type.
+        if not isinstance(cell, dict) or cell.get("cell_type") not in CELL_TYPES:
+            kind = cell.get("cell_type") if isinstance(cell, dict) else type(cell).__name__
+            raise InvalidNotebookError(
+                f"{where} is not a valid notebook: cell {number} has no known cell_type "
+                f"({kind!r}; expected code, markdown or raw)"
+            )
     duplicate = duplicate_cell_id(data["cells"])
     if duplicate is not None:
         # nbformat's validation renames a duplicate id with a warning instead of refusing it.
@@ -96,6 +105,11 @@ def parse_notebook(text: str | bytes, where: str) -> dict[str, Any]:
         message = str(error.message) if hasattr(error, "message") else str(error)
         raise InvalidNotebookError(
             f"{where} is not a valid notebook: {_where(error)}{message.splitlines()[0][:200]}"
+        ) from None
+    except Exception as error:  # the validator's own failures on shapes it did not expect
+        raise InvalidNotebookError(
+            f"{where} is not a valid notebook: the schema check failed "
+            f"({type(error).__name__}: {str(error)[:200]})"
         ) from None
     return data
 
