@@ -20,6 +20,7 @@ from jupyter_mlops.core.errors import UsageError
 from jupyter_mlops.core.secrets import SecretMasker
 from jupyter_mlops.core.session import TrackingSession
 from jupyter_mlops.core.settings import (
+    ENV_HEARTBEAT,
     ENV_KERNEL_NAME,
     ENV_NOTEBOOK,
     ENV_RUN_ID,
@@ -102,6 +103,7 @@ def start_run(
             _location = location
         install_kernel_shutdown_hook()
         resume = run_id or (os.environ.get(ENV_RUN_ID) if _session is None else None)
+        _stop_heartbeat()
         _session = TrackingSession(
             _writer,
             experiment=experiment or default_experiment(),
@@ -112,7 +114,33 @@ def start_run(
             environment=environment_listing,
             on_started=on_started,
         )
+        _start_heartbeat(_session)
         return _session
+
+
+_heartbeat: Any = None
+
+
+def _start_heartbeat(session: TrackingSession) -> None:
+    """Tag the run alive every interval, so ``jupyter mlops sweep`` can tell a dead one."""
+    global _heartbeat
+    from jupyter_mlops.core.heartbeat import TAG_HEARTBEAT, heartbeat_interval
+    from jupyter_mlops.tracking.heartbeat import Heartbeat, now_ms
+
+    interval = heartbeat_interval(os.environ, ENV_HEARTBEAT)
+
+    def beat() -> None:
+        if not session.ended:
+            session.set_tags({TAG_HEARTBEAT: str(now_ms())})
+
+    _heartbeat = Heartbeat(interval, beat)
+
+
+def _stop_heartbeat() -> None:
+    global _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
 
 
 def _require() -> TrackingSession:
@@ -157,6 +185,7 @@ def end_run(status: str = "FINISHED", timeout: float | None = EXIT_FLUSH_TIMEOUT
     session = _session
     if session is None:
         return True
+    _stop_heartbeat()
     session.stop(status)
     _session = None
     return flush(timeout)

@@ -324,6 +324,25 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if verdict.reproduced else 1
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from jupyter_mlops.core.heartbeat import parse_duration
+    from jupyter_mlops.core.settings import resolve_tracking_location
+    from jupyter_mlops.tracking.heartbeat import now_ms
+    from jupyter_mlops.tracking.sweep import sweep
+
+    found = sweep(
+        resolve_tracking_location(args.tracking_uri),
+        parse_duration(args.stale_after),
+        args.dry_run,
+    )
+    now = now_ms()
+    verb = "would end" if args.dry_run else "ended"
+    for run in found:
+        print(f"{verb} run {run.run_id} ({run.run_name}) KILLED: {run.reason(now)}")
+    print(f"jupyter mlops sweep: {len(found)} stale RUNNING run(s) {verb}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jupyter mlops",
@@ -400,6 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--dry-run", action="store_true", help="say what would run, run nothing"
             )
+    sweep = commands.add_parser(
+        "sweep", help="end RUNNING runs whose process died (no heartbeat) as KILLED"
+    )
+    sweep.add_argument(
+        "--stale-after", default="10m", metavar="DURATION", help="no heartbeat for this long"
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+    sweep.set_defaults(handler=_cmd_sweep)
     add_check_parser(commands)
     add_registry_parsers(commands)
     add_diff_parsers(commands)

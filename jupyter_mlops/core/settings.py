@@ -37,6 +37,7 @@ ENV_RUN_ID = "JUPYTER_MLOPS_RUN_ID"
 ENV_NOTEBOOK = "JUPYTER_MLOPS_NOTEBOOK"
 ENV_KERNEL_NAME = "JUPYTER_MLOPS_KERNEL_NAME"
 ENV_SESSION_NAME = "JPY_SESSION_NAME"
+ENV_HEARTBEAT = "JUPYTER_MLOPS_HEARTBEAT"
 ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_TRACKING_URI: "MLflow tracking location; overrides pyproject.toml and the default",
     ENV_ALLOW_FILE_STORE: "MLflow refuses a plain-folder store unless this is 'true'",
@@ -45,6 +46,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_NOTEBOOK: "set by our runner in a kernel: the notebook it executes",
     ENV_KERNEL_NAME: "set by our runner in a kernel: the kernel's name, for the run's tags",
     ENV_SESSION_NAME: "set by jupyter_server in a kernel: the notebook's path",
+    ENV_HEARTBEAT: "how often a live run tags mlops.heartbeat (default 60s; 30s, 2m...)",
 }
 
 DEFAULT_DIRNAME = ".mlops"

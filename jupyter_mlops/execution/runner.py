@@ -35,6 +35,7 @@ from jupyter_mlops.core.parameters import (
 from jupyter_mlops.core.secrets import SecretMasker
 from jupyter_mlops.core.session import param_text
 from jupyter_mlops.core.settings import (
+    ENV_HEARTBEAT,
     ENV_KERNEL_NAME,
     ENV_NOTEBOOK,
     ENV_RUN_ID,
@@ -338,6 +339,17 @@ def _register_engine() -> None:
     papermill_engines.register(ENGINE_NAME, OwnKernelEngine)
 
 
+def run_heartbeat(store: Any, run_id: str) -> Any:
+    """Tag ``run_id`` alive while this process executes it (a SIGKILL leaves it stale)."""
+    from jupyter_mlops.core.heartbeat import TAG_HEARTBEAT, heartbeat_interval
+    from jupyter_mlops.tracking.heartbeat import Heartbeat, now_ms
+
+    def beat() -> None:
+        store.log_batch(run_id, Batch(tags={TAG_HEARTBEAT: str(now_ms())}))
+
+    return Heartbeat(heartbeat_interval(os.environ, ENV_HEARTBEAT), beat, name="run")
+
+
 INJECTED_CELL_ID = "injected-parameters"
 
 
@@ -590,11 +602,14 @@ def run_notebook(
         store = MlflowRunStore(location)
     run_id = open_run(plan, store, run_id)
     failure: Failure | None
+    heartbeat = run_heartbeat(store, run_id)
     try:
         failure = execute_plan(plan, kernel_overlay(plan, run_id, location.uri))
     except BaseException:
+        heartbeat.stop()
         close_run(store, run_id, plan, "KILLED", Failure("interrupted", "interrupted"))
         raise
+    heartbeat.stop()
     status = status_of(failure)
     close_run(store, run_id, plan, status, failure)
     metrics = store.get_run(run_id).metrics
