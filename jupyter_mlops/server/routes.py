@@ -41,8 +41,15 @@ def route_table() -> list[tuple[str, type[MlopsHandler]]]:
         ReviewHandler,
         ReviewsHandler,
     )
+    from jupyter_mlops.server.runs_handlers import (
+        ExperimentsHandler,
+        MetricHistoryHandler,
+        RunHandler,
+        RunsHandler,
+    )
 
     review = rf"{API_PREFIX}/reviews/(?P<review_id>rv-[0-9a-f]{{8}})"
+    run = rf"{API_PREFIX}/runs/(?P<run_id>[0-9a-zA-Z_-]{{1,64}})"
     return [
         (rf"{API_PREFIX}/status", StatusHandler),
         (rf"{API_PREFIX}/diff", DiffHandler),
@@ -50,4 +57,8 @@ def route_table() -> list[tuple[str, type[MlopsHandler]]]:
         (review, ReviewHandler),
         (rf"{review}/comments", ReviewCommentsHandler),
         (rf"{review}/decision", ReviewDecisionHandler),
+        (rf"{API_PREFIX}/experiments", ExperimentsHandler),
+        (rf"{API_PREFIX}/runs", RunsHandler),
+        (run, RunHandler),
+        (rf"{run}/metrics/(?P<key>.+)", MetricHistoryHandler),
     ]

@@ -5,8 +5,13 @@ import {
   IDiffOptions,
   IDiffResponse,
   IErrorResponse,
+  IExperimentList,
+  IMetricHistory,
   IReview,
   IReviewList,
+  IRunDetails,
+  IRunQuery,
+  IRunsPage,
   IStatusResponse,
   ReviewDecision
 } from './model';
@@ -227,6 +232,77 @@ export function decideReview(
   return requestAPI<IReview>(
     `reviews/${encodeURIComponent(id)}/decision`,
     { method: 'POST', body: JSON.stringify(body) },
+    settings
+  );
+}
+
+/**
+ * List the active experiments, most recently created first.
+ */
+export function listExperiments(
+  settings?: ServerConnection.ISettings
+): Promise<IExperimentList> {
+  return requestAPI<IExperimentList>(
+    'experiments',
+    { method: 'GET' },
+    settings
+  );
+}
+
+/**
+ * Fetch one page of runs, filtered, sorted and paged by the server.
+ */
+export function searchRuns(
+  query: IRunQuery,
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<IRunsPage> {
+  const params: Record<string, string> = {};
+  if (query.experiment) {
+    params.experiment = query.experiment;
+  }
+  if (query.filter.trim()) {
+    params.filter = query.filter.trim();
+  }
+  if (query.orderBy) {
+    params.order_by = query.orderBy;
+  }
+  if (query.pageToken) {
+    params.page_token = query.pageToken;
+  }
+  if (query.maxResults) {
+    params.max_results = String(query.maxResults);
+  }
+  const url =
+    URLExt.join(settings.baseUrl, API_NAMESPACE, 'runs') +
+    URLExt.objectToQueryString(params);
+  return requestURL<IRunsPage>(url, 'runs', { method: 'GET' }, settings);
+}
+
+/**
+ * Fetch a run with its artifacts and cell records.
+ */
+export function fetchRun(
+  runId: string,
+  settings?: ServerConnection.ISettings
+): Promise<IRunDetails> {
+  return requestAPI<IRunDetails>(
+    `runs/${encodeURIComponent(runId)}`,
+    { method: 'GET' },
+    settings
+  );
+}
+
+/**
+ * Fetch every logged value of one metric of a run.
+ */
+export function fetchMetricHistory(
+  runId: string,
+  key: string,
+  settings?: ServerConnection.ISettings
+): Promise<IMetricHistory> {
+  return requestAPI<IMetricHistory>(
+    `runs/${encodeURIComponent(runId)}/metrics/${encodeURIComponent(key)}`,
+    { method: 'GET' },
     settings
   );
 }

@@ -3,12 +3,18 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, InputDialog } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
-import { fetchStatus } from './api';
-import { diffPlugin } from './diff';
+import {
+  fetchMetricHistory,
+  fetchRun,
+  fetchStatus,
+  listExperiments,
+  searchRuns
+} from './api';
+import { diffPlugin, DiffCommandIDs } from './diff';
 import { mlopsIcon } from './icons';
 import { parseSettings } from './model';
 import { NotebookCommManager } from './notebookComm';
@@ -42,7 +48,35 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null
   ): void => {
-    const panel = new MlopsSidebar({ fetchStatus: () => fetchStatus() });
+    const diffAgainst = async (runId: string): Promise<void> => {
+      const result = await InputDialog.getText({
+        title: 'Diff against…',
+        label: `Compare run ${runId.slice(0, 8)} with: run id, models:/NAME/VERSION, models:/NAME@ALIAS, notebook path or git:REV:PATH`,
+        placeholder: 'run id or reference',
+        okLabel: 'Diff'
+      });
+      const other = result.value?.trim();
+      if (!result.button.accept || !other) {
+        return;
+      }
+      await app.commands.execute(DiffCommandIDs.openDiff, {
+        a: other,
+        b: runId
+      });
+    };
+    const panel = new MlopsSidebar({
+      fetchStatus: () => fetchStatus(),
+      runsApi: {
+        listExperiments: () => listExperiments(),
+        searchRuns: query => searchRuns(query),
+        fetchRun: runId => fetchRun(runId),
+        fetchMetricHistory: (runId, key) => fetchMetricHistory(runId, key),
+        diffAgainst,
+        openDiff: async (a, b) => {
+          await app.commands.execute(DiffCommandIDs.openDiff, { a, b });
+        }
+      }
+    });
     panel.id = SIDEBAR_ID;
     panel.title.icon = mlopsIcon;
     panel.title.caption = 'MLOps';

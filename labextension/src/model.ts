@@ -184,3 +184,116 @@ export interface IReviewList {
   /** Newest first. */
   reviews: IReview[];
 }
+
+/**
+ * An MLflow experiment, as listed by `GET /jupyter-mlops/api/experiments`.
+ */
+export interface IExperiment {
+  id: string;
+  name: string;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/experiments`.
+ */
+export interface IExperimentList {
+  /** Most recently created first. */
+  experiments: IExperiment[];
+}
+
+/**
+ * MLflow run status.
+ */
+export type RunStatus =
+  'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED';
+
+/**
+ * A run as the runs table shows it.
+ */
+export interface IRunSummary {
+  id: string;
+  name: string;
+  experiment_id: string;
+  status: RunStatus;
+  /** Epoch milliseconds. */
+  start_time: number | null;
+  /** Epoch milliseconds; null while the run is active. */
+  end_time: number | null;
+  params: Record<string, string>;
+  /** Latest value of each metric; null for NaN and infinities. */
+  metrics: Record<string, number | null>;
+  /** The `mlops.*` tags and a few of MLflow's. */
+  tags: Record<string, string>;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/runs`.
+ */
+export interface IRunsPage {
+  runs: IRunSummary[];
+  /** Null on the last page. */
+  next_page_token: string | null;
+}
+
+/**
+ * A search of runs: MLflow's filter syntax and one ordering clause.
+ */
+export interface IRunQuery {
+  /** Experiment id; empty means every experiment. */
+  experiment: string;
+  /** MLflow search filter, e.g. `metrics.acc > 0.9 and params.lr = '0.01'`. */
+  filter: string;
+  /** e.g. `metrics.acc DESC`; empty means newest first. */
+  orderBy: string;
+  pageToken?: string | null;
+  maxResults?: number;
+}
+
+/**
+ * A top-level artifact of a run.
+ */
+export interface IArtifact {
+  path: string;
+  is_dir: boolean;
+  size: number | null;
+}
+
+/**
+ * One tracked cell execution, from the run's `cells.jsonl`.
+ */
+export interface ICellRecord {
+  execution_count?: number | null;
+  cell_id?: string | null;
+  source?: string;
+  status?: string;
+  step?: number;
+  duration_s?: number;
+  metrics?: Record<string, number>;
+  params?: Record<string, unknown>;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/runs/{run_id}`.
+ */
+export interface IRunDetails extends IRunSummary {
+  artifacts: IArtifact[];
+  cells: ICellRecord[];
+}
+
+/**
+ * One logged value of a metric.
+ */
+export interface IMetricPoint {
+  step: number;
+  value: number | null;
+  /** Epoch milliseconds. */
+  timestamp: number;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/runs/{run_id}/metrics/{key}`.
+ */
+export interface IMetricHistory {
+  key: string;
+  history: IMetricPoint[];
+}

@@ -41,7 +41,7 @@ def test_status_with_token_reports_version_location_and_store(lab: LabServer) ->
 
 
 #: A value for each named group of the route patterns, to request a concrete URL.
-ROUTE_SAMPLES = {"review_id": "rv-0123abcd"}
+ROUTE_SAMPLES = {"review_id": "rv-0123abcd", "run_id": "0123abcd", "key": "acc"}
 
 
 def concrete_path(pattern: str) -> str:

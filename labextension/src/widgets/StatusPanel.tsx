@@ -9,6 +9,8 @@ import {
   IStatusResponse,
   TrackingSource
 } from '../model';
+import { RunsView } from './RunsView';
+import { IRunsApi } from './runsCommon';
 
 /**
  * Props of {@link StatusView}.
@@ -207,6 +209,7 @@ export class MlopsSidebar extends ReactWidget {
   constructor(options: MlopsSidebar.IOptions) {
     super();
     this._fetchStatus = options.fetchStatus;
+    this._runsApi = options.runsApi ?? null;
     this._settings = options.settings ?? { ...DEFAULT_SETTINGS };
     this.addClass('jp-mlops-sidebar');
     this.node.setAttribute('role', 'region');
@@ -236,15 +239,26 @@ export class MlopsSidebar extends ReactWidget {
 
   protected render(): React.JSX.Element {
     return (
-      <StatusView
-        fetchStatus={this._fetchStatus}
-        refreshInterval={this._settings.refreshInterval}
-        active={this.isVisible}
-      />
+      <>
+        <StatusView
+          fetchStatus={this._fetchStatus}
+          refreshInterval={this._settings.refreshInterval}
+          active={this.isVisible}
+        />
+        {this._runsApi !== null && (
+          <RunsView
+            api={this._runsApi}
+            pageSize={this._settings.pageSize}
+            refreshInterval={this._settings.refreshInterval}
+            active={this.isVisible}
+          />
+        )}
+      </>
     );
   }
 
   private _fetchStatus: () => Promise<IStatusResponse>;
+  private _runsApi: IRunsApi | null;
   private _settings: IMlopsSettings;
 }
 
@@ -254,6 +268,8 @@ export class MlopsSidebar extends ReactWidget {
 export namespace MlopsSidebar {
   export interface IOptions {
     fetchStatus: () => Promise<IStatusResponse>;
+    /** The runs section's server calls; without it the section is left out. */
+    runsApi?: IRunsApi;
     settings?: IMlopsSettings;
   }
 }
