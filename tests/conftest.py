@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["mlflow_server", "governance_project"]
+pytest_plugins = ["mlflow_server", "postgres_server", "governance_project"]
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent

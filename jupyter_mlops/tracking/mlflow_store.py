@@ -118,6 +118,9 @@ class MlflowRunStore:
 
         # A progress bar per downloaded artifact is noise in a CLI's output and a kernel's.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # Against a tracking server, ending a run prints "View run ... at: URL" lines on
+        # stdout (after one more GET of the run): they would land in a CLI's result table.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         # Creating a database logs its migrations at INFO on stderr: noise in a CLI's output.
         for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
