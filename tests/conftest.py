@@ -148,7 +148,9 @@ class LabServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_lab(root: Path, workdir: Path, env: dict[str, str] | None = None) -> LabServer:
+def start_lab(
+    root: Path, workdir: Path, env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+) -> LabServer:
     """Start ``jupyter lab`` on a free loopback port, with a token and no anonymous access."""
     port = free_port()
     token = secrets.token_hex(16)
@@ -174,6 +176,7 @@ def start_lab(root: Path, workdir: Path, env: dict[str, str] | None = None) -> L
     ]
     if os.geteuid() == 0:
         command.append("--allow-root")
+    command += extra_args
     log_path = workdir / "lab.log"
     process = subprocess.Popen(
         command,

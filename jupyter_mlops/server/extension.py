@@ -16,6 +16,7 @@ from jupyter_mlops._version import __version__
 from jupyter_mlops.core.settings import TrackingLocation, resolve_tracking_location
 
 if TYPE_CHECKING:
+    from jupyter_mlops.execution.batch_jobs import BatchJobs
     from jupyter_mlops.governance.notebook_versions import NotebookVersions
 
 
@@ -34,6 +35,8 @@ class MlopsExtensionApp(ExtensionApp):
         "(MLFLOW_TRACKING_URI, pyproject.toml, then .mlops/ in the project root).",
     )
 
+    _batch_jobs: BatchJobs | None = None
+
     @property
     def root_dir(self) -> Path:
         """The folder the server serves; nothing we open may leave it."""
@@ -48,6 +51,22 @@ class MlopsExtensionApp(ExtensionApp):
         from jupyter_mlops.governance.notebook_versions import NotebookVersions
 
         return NotebookVersions(self.tracking_location(), cwd=self.root_dir, root=self.root_dir)
+
+    @property
+    def batch_jobs(self) -> BatchJobs:
+        """The ``jupyter mlops batch`` processes started from this server."""
+        if self._batch_jobs is None:
+            from jupyter_mlops.execution.batch_jobs import BatchJobs
+
+            self._batch_jobs = BatchJobs(self.root_dir)
+        return self._batch_jobs
+
+    async def stop_extension(self) -> None:
+        """No batch (and none of its kernels) outlives the server."""
+        if self._batch_jobs is not None:
+            import asyncio
+
+            await asyncio.to_thread(self._batch_jobs.close)
 
     def initialize_handlers(self) -> None:
         from jupyter_mlops.server.routes import route_table

@@ -41,7 +41,12 @@ def test_status_with_token_reports_version_location_and_store(lab: LabServer) ->
 
 
 #: A value for each named group of the route patterns, to request a concrete URL.
-ROUTE_SAMPLES = {"review_id": "rv-0123abcd", "run_id": "0123abcd", "key": "acc"}
+ROUTE_SAMPLES = {
+    "review_id": "rv-0123abcd",
+    "run_id": "0123abcd",
+    "key": "acc",
+    "job_id": "bj-0123abcd",
+}
 
 
 def concrete_path(pattern: str) -> str:
