@@ -45,6 +45,33 @@ MIN_ENTROPY_SECRET_LENGTH = 20
 SKIPPED_PLUGINS = {"HexHighEntropyString"}
 #: Hex-only strings are run ids and content hashes; the entropy plugins would mask them all.
 HEX_ONLY = re.compile(r"[0-9a-fA-F]+")
+#: Which lines the detector must scan. Its plugins find either a keyword assignment (the
+#: keyword plugin; values may hold spaces: any line with such a word is scanned), or a
+#: token: a run of token characters, at least MIN_SECRET_LENGTH long for us to mask it,
+#: with a letter in it (digits alone never reach the entropy limit, and every token
+#: pattern has letters). A run of letters and underscores alone (an identifier such as
+#: ``batch_size``) is a token only from 20 characters on (the entropy plugin, for which we
+#: mask MIN_ENTROPY_SECRET_LENGTH and more) or with Artifactory's ``AKC``/``AP`` prefixes.
+#: Every other line skips the detector, which is the costly part of masking.
+TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_.:@~-]{%d,}" % MIN_SECRET_LENGTH)
+LETTER = re.compile(r"[A-Za-z]")
+IDENTIFIER = re.compile(r"[A-Za-z_]+")
+KEYWORDS = re.compile(r"(?i)key|pass|pwd|secret|contrase|token|auth|cred")
+
+
+def _token_like(run: str) -> bool:
+    if not LETTER.search(run):
+        return False
+    if IDENTIFIER.fullmatch(run):
+        return len(run) >= MIN_ENTROPY_SECRET_LENGTH or run.startswith(("AKC", "AP"))
+    return True
+
+
+def may_hold_secret(line: str) -> bool:
+    """False only for lines in which detect-secrets cannot find anything we would mask."""
+    if KEYWORDS.search(line):
+        return True
+    return any(_token_like(run.group()) for run in TOKEN_RUN.finditer(line))
 
 
 def secret_env_values(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -132,7 +159,7 @@ class SecretMasker:
         for pattern in (URL_PASSWORD, URL_QUERY_SECRET):
             masked, n = pattern.subn(lambda m: f"{m.group('prefix')}{MASK}", masked)
             count += n
-        if self.use_detector and masked.strip():
+        if self.use_detector and masked.strip() and may_hold_secret(masked):
             for value in self._detected(masked):
                 if value in masked and value not in MASK:
                     count += masked.count(value)
