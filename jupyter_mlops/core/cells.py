@@ -19,6 +19,7 @@ ones a cell would otherwise have logged, so the adapter can say so.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import math
 import numbers
@@ -141,8 +142,14 @@ def _free_names(tree: ast.Module) -> frozenset[str]:
     return frozenset(loaded - bound)
 
 
+@functools.lru_cache(maxsize=256)
 def analyze_source(source: str) -> CellAnalysis:
-    """Split the cell's top-level bindings into literal ones (params) and computed ones."""
+    """Split the cell's top-level bindings into literal ones (params) and computed ones.
+
+    Cached: a tracked cell is analysed by the magic, the session and the dataset logging,
+    and re-executed cells come back with the same source. Callers must not mutate the
+    result.
+    """
     try:
         tree = ast.parse(_strip_magics(source))
     except SyntaxError:

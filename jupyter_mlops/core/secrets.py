@@ -53,7 +53,7 @@ HEX_ONLY = re.compile(r"[0-9a-fA-F]+")
 #: ``batch_size``) is a token only from 20 characters on (the entropy plugin, for which we
 #: mask MIN_ENTROPY_SECRET_LENGTH and more) or with Artifactory's ``AKC``/``AP`` prefixes.
 #: Every other line skips the detector, which is the costly part of masking.
-TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_.:@~-]{%d,}" % MIN_SECRET_LENGTH)
+TOKEN_RUN = re.compile(rf"[A-Za-z0-9+/=_.:@~-]{{{MIN_SECRET_LENGTH},}}")
 LETTER = re.compile(r"[A-Za-z]")
 IDENTIFIER = re.compile(r"[A-Za-z_]+")
 KEYWORDS = re.compile(r"(?i)key|pass|pwd|secret|contrase|token|auth|cred")
@@ -174,8 +174,11 @@ class SecretMasker:
         if not text:
             return text
         lines = text.splitlines(keepends=True)
-        # Opening detect-secrets' settings costs more than scanning a line: once per text.
-        fresh = self.use_detector and any(line not in self._line_cache for line in lines)
+        # Opening detect-secrets' settings costs more than scanning a line: once per text,
+        # and only when a line not seen before is one the detector must scan.
+        fresh = self.use_detector and any(
+            line not in self._line_cache and may_hold_secret(line) for line in lines
+        )
         out = []
         with _detector_settings() if fresh else contextlib.nullcontext():
             self._settings_open = fresh

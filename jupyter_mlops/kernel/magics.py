@@ -473,12 +473,11 @@ def _log_dataframes(session: Any, source: str, namespace: Any) -> None:
     Shallow copies go to the writer thread (copy-on-write keeps them as the cell saw
     them); hashing and logging happen there, never on the cell's path.
     """
-    from jupyter_mlops.core.registration import is_dataframe, pick_dataframes
-
-    if not any(is_dataframe(v) for v in list(namespace.values())):
-        return
+    if "pandas" not in sys.modules:
+        return  # no DataFrame can exist
     from jupyter_mlops import api
     from jupyter_mlops.core.cells import analyze_source
+    from jupyter_mlops.core.registration import pick_dataframes
 
     analysis = analyze_source(source)
     frames = pick_dataframes([*analysis.computed_bindings, *sorted(analysis.used_names)], namespace)
