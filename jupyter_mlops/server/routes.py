@@ -36,6 +36,12 @@ def route_table() -> list[tuple[str, type[MlopsHandler]]]:
     """All our routes; the extension app prefixes the server's base URL."""
     from jupyter_mlops.server.batch_handlers import BatchesHandler, BatchHandler
     from jupyter_mlops.server.diff_handlers import DiffHandler
+    from jupyter_mlops.server.models_handlers import (
+        ModelAliasesHandler,
+        ModelLineageHandler,
+        ModelsHandler,
+        ModelVersionsHandler,
+    )
     from jupyter_mlops.server.review_handlers import (
         ReviewCommentsHandler,
         ReviewDecisionHandler,
@@ -51,6 +57,8 @@ def route_table() -> list[tuple[str, type[MlopsHandler]]]:
 
     review = rf"{API_PREFIX}/reviews/(?P<review_id>rv-[0-9a-f]{{8}})"
     run = rf"{API_PREFIX}/runs/(?P<run_id>[0-9a-zA-Z_-]{{1,64}})"
+    model = rf"{API_PREFIX}/models/(?P<model_name>[^/]{{1,256}})"
+    model_version = rf"{model}/versions/(?P<model_version>[0-9]{{1,10}})"
     return [
         (rf"{API_PREFIX}/status", StatusHandler),
         (rf"{API_PREFIX}/diff", DiffHandler),
@@ -64,4 +72,8 @@ def route_table() -> list[tuple[str, type[MlopsHandler]]]:
         (rf"{run}/metrics/(?P<key>.+)", MetricHistoryHandler),
         (rf"{API_PREFIX}/batches", BatchesHandler),
         (rf"{API_PREFIX}/batches/(?P<job_id>bj-[0-9a-f]{{8}})", BatchHandler),
+        (rf"{API_PREFIX}/models", ModelsHandler),
+        (rf"{model}/versions", ModelVersionsHandler),
+        (rf"{model_version}/lineage", ModelLineageHandler),
+        (rf"{model_version}/aliases", ModelAliasesHandler),
     ]

@@ -2,11 +2,18 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import {
+  IBatchJob,
+  IBatchList,
+  IBatchRequest,
   IDiffOptions,
   IDiffResponse,
   IErrorResponse,
   IExperimentList,
+  ILineage,
   IMetricHistory,
+  IModelList,
+  IModelVersionList,
+  IPromotion,
   IReview,
   IReviewList,
   IRunDetails,
@@ -303,6 +310,104 @@ export function fetchMetricHistory(
   return requestAPI<IMetricHistory>(
     `runs/${encodeURIComponent(runId)}/metrics/${encodeURIComponent(key)}`,
     { method: 'GET' },
+    settings
+  );
+}
+
+/**
+ * List the registered models with their aliases and latest version.
+ */
+export function listModels(
+  settings?: ServerConnection.ISettings
+): Promise<IModelList> {
+  return requestAPI<IModelList>('models', { method: 'GET' }, settings);
+}
+
+/**
+ * Fetch the versions of a registered model, newest first.
+ */
+export function fetchModelVersions(
+  name: string,
+  settings?: ServerConnection.ISettings
+): Promise<IModelVersionList> {
+  return requestAPI<IModelVersionList>(
+    `models/${encodeURIComponent(name)}/versions`,
+    { method: 'GET' },
+    settings
+  );
+}
+
+/**
+ * Fetch the lineage of a model version (`jupyter mlops lineage --json`).
+ */
+export function fetchModelLineage(
+  name: string,
+  version: string,
+  settings?: ServerConnection.ISettings
+): Promise<ILineage> {
+  return requestAPI<ILineage>(
+    `models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/lineage`,
+    { method: 'GET' },
+    settings
+  );
+}
+
+/**
+ * Point `alias` at a model version through the project's promotion gate.
+ *
+ * @throws {MlopsApiError} with status 409 and code `policy` when refused
+ */
+export function promoteModelVersion(
+  name: string,
+  version: string,
+  alias: string,
+  note?: string,
+  settings?: ServerConnection.ISettings
+): Promise<IPromotion> {
+  const body: Record<string, string> = { alias };
+  if (note) {
+    body.note = note;
+  }
+  return requestAPI<IPromotion>(
+    `models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/aliases`,
+    { method: 'POST', body: JSON.stringify(body) },
+    settings
+  );
+}
+
+/**
+ * Start `jupyter mlops batch` on the server (needs the `execute` permission).
+ */
+export function startBatch(
+  request: IBatchRequest,
+  settings?: ServerConnection.ISettings
+): Promise<IBatchJob> {
+  return requestAPI<IBatchJob>(
+    'batches',
+    { method: 'POST', body: JSON.stringify(request) },
+    settings
+  );
+}
+
+/**
+ * List the batch jobs this server started, newest first.
+ */
+export function listBatches(
+  settings?: ServerConnection.ISettings
+): Promise<IBatchList> {
+  return requestAPI<IBatchList>('batches', { method: 'GET' }, settings);
+}
+
+/**
+ * Stop a batch job; its runs end KILLED and the batch stays resumable.
+ */
+export function stopBatch(
+  id: string,
+  settings?: ServerConnection.ISettings
+): Promise<IBatchJob> {
+  return requestAPI<IBatchJob>(
+    `batches/${encodeURIComponent(id)}`,
+    { method: 'DELETE' },
     settings
   );
 }

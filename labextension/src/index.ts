@@ -9,15 +9,22 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import {
   fetchMetricHistory,
+  fetchModelLineage,
+  fetchModelVersions,
   fetchRun,
   fetchStatus,
   listExperiments,
-  searchRuns
+  listBatches,
+  listModels,
+  promoteModelVersion,
+  searchRuns,
+  stopBatch
 } from './api';
 import { diffPlugin, DiffCommandIDs } from './diff';
 import { mlopsIcon } from './icons';
 import { parseSettings } from './model';
 import { NotebookCommManager } from './notebookComm';
+import { notebookActionsPlugin, NotebookCommandIDs } from './notebookActions';
 import { MlopsSidebar } from './widgets/StatusPanel';
 
 /**
@@ -35,6 +42,26 @@ export const SIDEBAR_ID = 'jupyter-mlops-sidebar';
  */
 export namespace CommandIDs {
   export const openSidebar = 'jupyter-mlops:open-sidebar';
+}
+
+/**
+ * Ask which alias to point at a model version; null when cancelled or empty.
+ */
+async function askPromotionAlias(
+  name: string,
+  version: string
+): Promise<string | null> {
+  const result = await InputDialog.getText({
+    title: `Promote ${name} version ${version}`,
+    label: 'Alias (the project policy may require an approved review)',
+    placeholder: 'champion',
+    okLabel: 'Promote'
+  });
+  const alias = result.value?.trim();
+  if (!result.button.accept || !alias) {
+    return null;
+  }
+  return alias;
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -75,6 +102,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
         openDiff: async (a, b) => {
           await app.commands.execute(DiffCommandIDs.openDiff, { a, b });
         }
+      },
+      modelsApi: {
+        listModels: () => listModels(),
+        fetchVersions: name => fetchModelVersions(name),
+        fetchLineage: (name, version) => fetchModelLineage(name, version),
+        promote: (name, version, alias, note) =>
+          promoteModelVersion(name, version, alias, note),
+        askAlias: askPromotionAlias,
+        openDiff: async (a, b) => {
+          await app.commands.execute(DiffCommandIDs.openDiff, { a, b });
+        },
+        reviewCandidate: async candidate => {
+          await app.commands.execute(DiffCommandIDs.reviewCandidate, {
+            candidate
+          });
+        }
+      },
+      batchesApi: {
+        listBatches: () => listBatches(),
+        stopBatch: id => stopBatch(id)
       }
     });
     panel.id = SIDEBAR_ID;
@@ -97,6 +144,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       palette.addItem({ command: CommandIDs.openSidebar, category: 'MLOps' });
     }
+
+    app.commands.addCommand(NotebookCommandIDs.showBatches, {
+      label: 'Show batches in the MLOps panel',
+      execute: () => {
+        app.shell.activateById(panel.id);
+        panel.refreshBatches();
+      }
+    });
 
     if (settingRegistry) {
       settingRegistry
@@ -131,4 +186,4 @@ const liveNotebookPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, liveNotebookPlugin, diffPlugin];
+export default [plugin, liveNotebookPlugin, diffPlugin, notebookActionsPlugin];

@@ -297,3 +297,175 @@ export interface IMetricHistory {
   key: string;
   history: IMetricPoint[];
 }
+
+/**
+ * A registered model, as `GET /jupyter-mlops/api/models` lists it.
+ */
+export interface IRegisteredModel {
+  name: string;
+  description: string;
+  /** Alias to version number. */
+  aliases: Record<string, string>;
+  latest_version: string | null;
+  /** Epoch milliseconds. */
+  last_updated: number | null;
+  tags: Record<string, string>;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/models`.
+ */
+export interface IModelList {
+  models: IRegisteredModel[];
+}
+
+/**
+ * The review state of a model version: from its tags, else from its run's.
+ */
+export interface IModelReview {
+  state: string;
+  id: string | null;
+  on: 'version' | 'run';
+}
+
+/**
+ * One version of a registered model.
+ */
+export interface IModelVersion {
+  version: string;
+  /** `models:/NAME/VERSION`. */
+  uri: string;
+  aliases: string[];
+  run_id: string | null;
+  run_exists: boolean;
+  review: IModelReview | null;
+  flavor: string | null;
+  notebook: string | null;
+  source: string;
+  status: string;
+  /** Epoch milliseconds. */
+  created: number | null;
+  tags: Record<string, string>;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/models/{name}/versions`.
+ */
+export interface IModelVersionList {
+  name: string;
+  /** Alias to version number. */
+  aliases: Record<string, string>;
+  versions: IModelVersion[];
+}
+
+/**
+ * A promotion record of a version (tag `mlops.promoted.<alias>`).
+ */
+export interface IPromotionRecord {
+  version: string;
+  by: string;
+  at: string;
+  review_id: string | null;
+  review_on: string | null;
+  note: string | null;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/models/{name}/versions/{version}/lineage`:
+ * the same chain as `jupyter mlops lineage --json`.
+ */
+export interface ILineage {
+  model: {
+    name: string;
+    version: string;
+    uri: string;
+    aliases: string[];
+    source: string;
+    flavor: string | null;
+  };
+  run: {
+    id: string | null;
+    experiment: string | null;
+    status: string | null;
+    problem: string | null;
+  };
+  notebook: {
+    path: string | null;
+    snapshot: string | null;
+    snapshot_artifact: string | null;
+  };
+  params: {
+    hash: string | null;
+    values: Record<string, string> | null;
+  };
+  data: { name: string | null; digest: string; rows?: number | null }[];
+  environment: {
+    hash: string | null;
+    git_commit: string | null;
+    git_dirty: boolean | null;
+  };
+  review: { id: string; on: string } | null;
+  reproduced: string | null;
+  promotions: Record<string, IPromotionRecord>;
+}
+
+/**
+ * Answer of `POST /jupyter-mlops/api/models/{name}/versions/{version}/aliases`.
+ */
+export interface IPromotion {
+  name: string;
+  version: string;
+  alias: string;
+  uri: string;
+  by: string;
+  at: string;
+  review_id: string | null;
+  review_on: string | null;
+  note: string | null;
+}
+
+/**
+ * State of a batch job the server started.
+ */
+export type BatchState = 'running' | 'finished' | 'failed' | 'stopped';
+
+/**
+ * A value a sweep can take.
+ */
+export type GridValue = string | number | boolean;
+
+/**
+ * A batch job (`jupyter mlops batch` started by the server).
+ */
+export interface IBatchJob {
+  id: string;
+  state: BatchState;
+  exit_code: number | null;
+  notebook: string;
+  grid: Record<string, GridValue[]>;
+  workers: number;
+  points: number;
+  done: number;
+  failed: number;
+  batch_run_id: string | null;
+  created_by: string;
+  created_at: string;
+  /** The tail of its log (one job only). */
+  log?: string;
+}
+
+/**
+ * Answer of `GET /jupyter-mlops/api/batches`.
+ */
+export interface IBatchList {
+  batches: IBatchJob[];
+}
+
+/**
+ * Body of `POST /jupyter-mlops/api/batches`.
+ */
+export interface IBatchRequest {
+  notebook: string;
+  grid: Record<string, GridValue[]>;
+  workers: number;
+}

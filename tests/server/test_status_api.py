@@ -46,6 +46,8 @@ ROUTE_SAMPLES = {
     "run_id": "0123abcd",
     "key": "acc",
     "job_id": "bj-0123abcd",
+    "model_name": "some-model",
+    "model_version": "1",
 }
 
 

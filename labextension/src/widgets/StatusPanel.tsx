@@ -9,6 +9,8 @@ import {
   IStatusResponse,
   TrackingSource
 } from '../model';
+import { BatchesView, IBatchesApi } from './BatchesView';
+import { IModelsApi, ModelsView } from './ModelsView';
 import { RunsView } from './RunsView';
 import { IRunsApi } from './runsCommon';
 
@@ -210,6 +212,8 @@ export class MlopsSidebar extends ReactWidget {
     super();
     this._fetchStatus = options.fetchStatus;
     this._runsApi = options.runsApi ?? null;
+    this._modelsApi = options.modelsApi ?? null;
+    this._batchesApi = options.batchesApi ?? null;
     this._settings = options.settings ?? { ...DEFAULT_SETTINGS };
     this.addClass('jp-mlops-sidebar');
     this.node.setAttribute('role', 'region');
@@ -224,6 +228,14 @@ export class MlopsSidebar extends ReactWidget {
   }
   set settings(value: IMlopsSettings) {
     this._settings = value;
+    this.update();
+  }
+
+  /**
+   * Load the batches again (a batch was just started).
+   */
+  refreshBatches(): void {
+    this._batchesRevision += 1;
     this.update();
   }
 
@@ -253,12 +265,29 @@ export class MlopsSidebar extends ReactWidget {
             active={this.isVisible}
           />
         )}
+        {this._batchesApi !== null && (
+          <BatchesView
+            api={this._batchesApi}
+            active={this.isVisible}
+            revision={this._batchesRevision}
+          />
+        )}
+        {this._modelsApi !== null && (
+          <ModelsView
+            api={this._modelsApi}
+            runsApi={this._runsApi}
+            active={this.isVisible}
+          />
+        )}
       </>
     );
   }
 
   private _fetchStatus: () => Promise<IStatusResponse>;
   private _runsApi: IRunsApi | null;
+  private _modelsApi: IModelsApi | null;
+  private _batchesApi: IBatchesApi | null;
+  private _batchesRevision = 0;
   private _settings: IMlopsSettings;
 }
 
@@ -270,6 +299,10 @@ export namespace MlopsSidebar {
     fetchStatus: () => Promise<IStatusResponse>;
     /** The runs section's server calls; without it the section is left out. */
     runsApi?: IRunsApi;
+    /** The models section's server calls; without it the section is left out. */
+    modelsApi?: IModelsApi;
+    /** The batches section's server calls; without it the section is left out. */
+    batchesApi?: IBatchesApi;
     settings?: IMlopsSettings;
   }
 }
