@@ -15,6 +15,7 @@ idle the store asks its ``/health`` with a short timeout.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -106,6 +107,25 @@ def prepare_local_store(location: TrackingLocation) -> None:
             (folder / ".gitignore").write_text("# tracking data of jupyter-mlops\n*\n")
 
 
+@contextlib.contextmanager
+def creation_lock(location: TrackingLocation) -> Iterator[None]:
+    """Processes opening one SQLite store take turns while MLflow creates or checks its
+    tables: two creating a new database at once would both run the migrations and one
+    would fail ("table already exists", "duplicate column", "database is locked")."""
+    if location.kind != "sqlite":
+        yield
+        return
+    import fcntl
+
+    lock_path = sqlite_path(location.uri).with_suffix(".lock")
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class MlflowRunStore:
     """Runs, params, metrics, tags and artifacts through ``MlflowClient``."""
 
@@ -131,7 +151,11 @@ class MlflowRunStore:
         self._last_ok: float | None = None
         try:
             # Opening a SQLite store creates its tables; a folder store may be refused here.
-            self.client = MlflowClient(tracking_uri=location.uri, registry_uri=location.uri)
+            with creation_lock(location):
+                self.client = MlflowClient(tracking_uri=location.uri, registry_uri=location.uri)
+                if location.kind == "sqlite":
+                    # The registry's tables are checked on first use: inside the lock too.
+                    self.client.search_registered_models(max_results=1)
         except Exception as exc:
             raise self._open_error(location, exc) from None
         self._experiments: dict[str, str] = {}
