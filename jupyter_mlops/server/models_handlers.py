@@ -85,9 +85,16 @@ class ModelAliasesHandler(_ModelsHandler):
             raise UsageError(f"'note' is over {MAX_NOTE_LENGTH} characters")
         location = self.mlops.tracking_location()
         policy = load_policy(location.project_root)
+        user = self.user_name
         promotion = await asyncio.to_thread(
             lambda: promote_version(
-                self.store(), model_name, model_version, body["alias"], policy=policy, note=note
+                self.store(),
+                model_name,
+                model_version,
+                body["alias"],
+                policy=policy,
+                note=note,
+                by=user,
             )
         )
         self.write_json(promotion)

@@ -151,6 +151,7 @@ def promote_version(
     *,
     policy: PromotionPolicy | None,
     note: str | None = None,
+    by: str | None = None,
 ) -> dict[str, Any]:
     """Point ``alias`` at the version through the project's gate (``PolicyError`` if refused)."""
     from jupyter_mlops.tracking.registry import promote
@@ -159,7 +160,7 @@ def promote_version(
     alias = alias.strip()
     if not alias:
         raise UsageError("the alias must not be empty")
-    promotion = promote(store, name, number, alias, policy=policy, note=note or None)
+    promotion = promote(store, name, number, alias, policy=policy, note=note or None, by=by)
     return {
         "name": name,
         "version": promotion.version,

@@ -587,8 +587,11 @@ def promote(
     *,
     policy: PromotionPolicy | None = None,
     note: str | None = None,
+    by: str | None = None,
 ) -> Promotion:
     """Point ``alias`` at the version if the policy allows it, and record who did, when, why.
+
+    ``by`` is who promotes (default: the login name; the server passes its user).
 
     A refusal changes nothing and names everything that is missing.
     """
@@ -605,7 +608,7 @@ def promote(
             run_tags = {}
     gate = _gate(policy, alias, name, str(version), dict(found.tags), found.run_id, run_tags)
     promotion = Promotion(
-        alias, str(version), gate.by, gate.at, gate.review_id, gate.review_on, note
+        alias, str(version), by or gate.by, gate.at, gate.review_id, gate.review_on, note
     )
     _point_alias(store, name, str(version), alias, promotion)
     return promotion

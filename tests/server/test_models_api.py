@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import secrets
 import urllib.parse
@@ -158,6 +159,8 @@ def test_promotion_goes_through_the_projects_gate(lab: LabServer, model: Model) 
         assert status == 200, promoted
         assert promoted["uri"] == f"models:/{name}@{GATED}"
         assert promoted["review_id"] == "rv-0badc0de" and promoted["review_on"] == "version"
+        # recorded as jupyter_server's user, not as the OS account the server runs under
+        assert promoted["by"] and promoted["by"] != getpass.getuser()
     assert lab.api(path(name, "versions"))[1]["aliases"][GATED] == "2"
     lineage = lab.api(path(name, "versions", "2", "lineage"))[1]
     assert lineage["promotions"][GATED]["note"] == "looked fine"
