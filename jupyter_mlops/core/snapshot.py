@@ -31,6 +31,13 @@ VOLATILE_CELL_METADATA = (
     "ExecuteTime",
 )
 TEXT_MIMETYPES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json")
+#: Size policy of what leaves the kernel or the runner (snapshots, executed notebooks):
+#: an output over MAX_OUTPUT_CHARS, and every output once the notebook's outputs passed
+#: MAX_NOTEBOOK_OUTPUT_CHARS, is replaced by a one-line stub naming its size and hash.
+#: The notebook on disk keeps everything; the copy in the store stays small and fast to
+#: mask, hash and diff.
+MAX_OUTPUT_CHARS = 2_000_000
+MAX_NOTEBOOK_OUTPUT_CHARS = 20_000_000
 
 
 def _text(value: Any) -> str:
@@ -68,10 +75,56 @@ def join_multiline(nb: dict[str, Any]) -> dict[str, Any]:
 
 
 def masked_copy(notebook: dict[str, Any], masker: SecretMasker) -> dict[str, Any]:
-    """A copy with secrets masked and everything else (metadata, outputs) kept."""
+    """A copy with secrets masked and everything else (metadata, outputs) kept, large
+    outputs stubbed by the size policy."""
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise InvalidNotebookError("not a notebook: expected a JSON object with a 'cells' list")
-    return mask_notebook(join_multiline(copy.deepcopy(notebook)), masker)
+    return mask_notebook(stub_large_outputs(join_multiline(copy.deepcopy(notebook))), masker)
+
+
+def _output_chars(output: dict[str, Any]) -> int:
+    size = len(output.get("text", "") or "") + len(output.get("evalue", "") or "")
+    size += sum(len(str(line)) for line in output.get("traceback", []) or [])
+    for value in (output.get("data") or {}).values():
+        size += len(value) if isinstance(value, str) else len(json.dumps(value))
+    return size
+
+
+def _stub(output: dict[str, Any], size: int, why: str) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(output, sort_keys=True).encode()).hexdigest()[:16]
+    kinds = ", ".join(sorted(output.get("data") or {})) or output.get("name", "")
+    note = (
+        f"[jupyter-mlops: a {output.get('output_type', 'output')} output ({kinds}) of "
+        f"{size / 1e6:.1f} MB was left out of this copy: {why}; sha256 {digest}]\n"
+    )
+    kind = output.get("output_type")
+    if kind == "stream":
+        return {"output_type": "stream", "name": output.get("name", "stdout"), "text": note}
+    if kind == "error":
+        return {**output, "evalue": (output.get("evalue") or "")[:1000], "traceback": [note]}
+    stub: dict[str, Any] = {"output_type": kind, "data": {"text/plain": note}, "metadata": {}}
+    if kind == "execute_result":
+        stub["execution_count"] = output.get("execution_count")
+    return stub
+
+
+def stub_large_outputs(nb: dict[str, Any]) -> dict[str, Any]:
+    """Apply the size policy in place (multi-line strings must be joined already)."""
+    total = 0
+    for cell in nb["cells"]:
+        outputs = cell.get("outputs")
+        if not outputs:
+            continue
+        for index, output in enumerate(outputs):
+            size = _output_chars(output)
+            if size > MAX_OUTPUT_CHARS:
+                outputs[index] = _stub(output, size, f"over {MAX_OUTPUT_CHARS / 1e6:.0f} MB")
+            elif total + size > MAX_NOTEBOOK_OUTPUT_CHARS:
+                limit = f"the notebook's outputs passed {MAX_NOTEBOOK_OUTPUT_CHARS / 1e6:.0f} MB"
+                outputs[index] = _stub(output, size, limit)
+            else:
+                total += size
+    return nb
 
 
 def mask_notebook(nb: dict[str, Any], masker: SecretMasker) -> dict[str, Any]:
@@ -105,6 +158,6 @@ def prepare_snapshot(notebook: dict[str, Any], masker: SecretMasker) -> tuple[st
 
     The hash is of the masked notebook, so what is stored is what the hash names.
     """
-    nb = mask_notebook(normalize_notebook(notebook), masker)
+    nb = mask_notebook(stub_large_outputs(normalize_notebook(notebook)), masker)
     data = canonical_bytes(nb)
     return hashlib.sha256(data).hexdigest(), data
