@@ -67,14 +67,14 @@ test: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check jupyter_mlops tests benchmarks notebooks/demo.py
-	$(BIN)/ruff format --check jupyter_mlops tests benchmarks notebooks/demo.py
+	$(BIN)/ruff check jupyter_mlops tests benchmarks notebooks/demo.py docs/generate.py
+	$(BIN)/ruff format --check jupyter_mlops tests benchmarks notebooks/demo.py docs/generate.py
 	$(BIN)/mypy
 	$(BIN)/jlpm lint:check
 
 format: install
-	$(BIN)/ruff check --fix jupyter_mlops tests benchmarks notebooks/demo.py
-	$(BIN)/ruff format jupyter_mlops tests benchmarks notebooks/demo.py
+	$(BIN)/ruff check --fix jupyter_mlops tests benchmarks notebooks/demo.py docs/generate.py
+	$(BIN)/ruff format jupyter_mlops tests benchmarks notebooks/demo.py docs/generate.py
 	$(BIN)/jlpm lint
 
 bench: install
