@@ -69,6 +69,16 @@ class MlopsHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Our typed errors are answers, not crashes: ``write_error`` logs them in one line.
+
+        Tornado would log each with its traceback, which names files and values a log
+        reader has no business seeing; anything else keeps tornado's full report.
+        """
+        if isinstance(value, MlopsError):
+            return
+        super().log_exception(typ, value, tb)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Our typed errors become ``{"code", "message"}`` with their own status; no traceback."""
         exc_info = kwargs.get("exc_info")
