@@ -49,13 +49,14 @@ HEX_ONLY = re.compile(r"[0-9a-fA-F]+")
 #: keyword plugin; values may hold spaces: any line with such a word is scanned), or a
 #: token: a run of token characters, at least MIN_SECRET_LENGTH long for us to mask it,
 #: with a letter in it (digits alone never reach the entropy limit, and every token
-#: pattern has letters). A run of letters and underscores alone (an identifier such as
-#: ``batch_size``) is a token only from 20 characters on (the entropy plugin, for which we
+#: pattern has letters). A run of letters, underscores and dashes alone (``batch_size``,
+#: ``--no-snapshot``; every token pattern shorter than 20 has a digit, a dot or a fixed
+#: prefix) is a token only from 20 characters on (the entropy plugin, for which we
 #: mask MIN_ENTROPY_SECRET_LENGTH and more) or with Artifactory's ``AKC``/``AP`` prefixes.
 #: Every other line skips the detector, which is the costly part of masking.
 TOKEN_RUN = re.compile(rf"[A-Za-z0-9+/=_.:@~-]{{{MIN_SECRET_LENGTH},}}")
 LETTER = re.compile(r"[A-Za-z]")
-IDENTIFIER = re.compile(r"[A-Za-z_]+")
+IDENTIFIER = re.compile(r"[A-Za-z_-]+")
 KEYWORDS = re.compile(r"(?i)key|pass|pwd|secret|contrase|token|auth|cred")
 
 

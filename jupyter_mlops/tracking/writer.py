@@ -26,8 +26,13 @@ from dataclasses import dataclass, field
 from jupyter_mlops.core.errors import MlopsError, UsageError
 from jupyter_mlops.tracking.store import Batch, RunStore
 
-#: How long the thread waits after the first record for more to coalesce with it.
+#: How long the thread waits after the first record for more to coalesce with it; while
+#: records keep coming (cells run back to back, a loop logs every step) it waits again,
+#: up to MAX_LINGER_S or MAX_PENDING records: one write of everything is much cheaper
+#: than many small ones, and the cells do not compete with the writes for the GIL.
 LINGER_S = 0.02
+MAX_LINGER_S = 0.5
+MAX_PENDING = 2000
 MAX_BACKOFF_S = 30.0
 
 
@@ -142,11 +147,25 @@ class AsyncWriter:
                 return None
             self._busy = True
         if self._linger_s:
-            self._hurry.wait(self._linger_s)  # returns at once when someone flushes
+            self._linger()
         with self._lock:
             taken = list(self._pending)
             self._pending.clear()
             return taken
+
+    def _linger(self) -> None:
+        """Wait for more records while they keep coming; at once when someone flushes."""
+        deadline = time.monotonic() + max(MAX_LINGER_S, self._linger_s)
+        seen = -1
+        while True:
+            with self._lock:
+                count = len(self._pending)
+            remaining = deadline - time.monotonic()
+            if count == seen or count >= MAX_PENDING or remaining <= 0:
+                return
+            seen = count
+            if self._hurry.wait(min(self._linger_s, remaining)):
+                return
 
     @staticmethod
     def _coalesce(operations: list[Operation]) -> list[Operation]:

@@ -73,6 +73,12 @@ PIECES = st.sampled_from(
         "://",
         "AKC",
         "AP",
+        "--",
+        "--no-snapshot",
+        "glpat-",
+        "sq0atp-",
+        "SK",
+        "-step",
     ]
 )
 LINES = st.lists(PIECES, min_size=1, max_size=14).map("".join)
