@@ -64,3 +64,21 @@ def test_unknown_subcommand_exits_2(project: Path) -> None:
     result = run_cli("frobnicate", cwd=project)
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_the_cli_reads_notebooks_without_compiling_iri_grammars() -> None:
+    """nbformat's jsonschema would import rfc3987-syntax (2.5 s of grammar compiling)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    notebook = Path(__file__).parent / "notebooks" / "check_clean.ipynb"
+    code = (
+        "import sys\n"
+        "from jupyter_mlops.cli import main\n"
+        f"code = main(['check', {str(notebook)!r}])\n"
+        "import nbformat, jsonschema\n"
+        "print(code, sys.modules.get('rfc3987_syntax') is None)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "0 True", result.stdout + result.stderr

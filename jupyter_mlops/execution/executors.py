@@ -99,6 +99,9 @@ def _warm_worker() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    from jupyter_mlops.fast_imports import skip_slow_optional_imports
+
+    skip_slow_optional_imports()
     for module in WORKER_IMPORTS:
         importlib.import_module(module)
     _register_engine()
