@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -126,6 +127,62 @@ def creation_lock(location: TrackingLocation) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _template_path() -> Path:
+    """An empty database made by this MLflow version, kept to copy instead of migrating."""
+    import mlflow
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "jupyter-mlops" / f"empty-store-mlflow-{mlflow.__version__}.db"
+
+
+def _from_template(db_path: Path) -> bool:
+    """Create a new SQLite store by copying the empty template (MLflow's migrations take
+    about a second); False when there is none or it does not fit, and nothing is left."""
+    import sqlite3
+
+    template = _template_path()
+    if not template.is_file():
+        return False
+    try:
+        shutil.copyfile(template, db_path)
+        # What MLflow itself writes when it creates a store: the Default experiment under
+        # the working directory's mlruns/, created now.
+        now = int(time.time() * 1000)
+        default_location = str(Path.cwd() / "mlruns" / "0")
+        with contextlib.closing(sqlite3.connect(db_path)) as con:
+            con.execute(
+                "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+                "last_update_time = ? WHERE experiment_id = 0",
+                (default_location, now, now),
+            )
+            con.commit()
+        return True
+    except (OSError, sqlite3.Error):
+        db_path.unlink(missing_ok=True)
+        return False
+
+
+def _save_template(db_path: Path) -> None:
+    """Keep a just-created, still empty store as the template (best effort, atomic)."""
+    import sqlite3
+
+    template = _template_path()
+    if template.is_file() or Path(f"{db_path}-wal").exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(db_path)) as con:
+            runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+            experiments = con.execute("SELECT count(*) FROM experiments").fetchone()[0]
+        if runs or experiments != 1:
+            return
+        template.parent.mkdir(parents=True, exist_ok=True)
+        partial = template.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(db_path, partial)
+        partial.replace(template)
+    except (OSError, sqlite3.Error):
+        return
+
+
 class MlflowRunStore:
     """Runs, params, metrics, tags and artifacts through ``MlflowClient``."""
 
@@ -152,10 +209,15 @@ class MlflowRunStore:
         try:
             # Opening a SQLite store creates its tables; a folder store may be refused here.
             with creation_lock(location):
+                db_path = sqlite_path(location.uri) if location.kind == "sqlite" else None
+                created = db_path is not None and not db_path.exists()
+                copied = created and db_path is not None and _from_template(db_path)
                 self.client = MlflowClient(tracking_uri=location.uri, registry_uri=location.uri)
-                if location.kind == "sqlite":
+                if db_path is not None:
                     # The registry's tables are checked on first use: inside the lock too.
                     self.client.search_registered_models(max_results=1)
+                    if created and not copied:
+                        _save_template(db_path)
         except Exception as exc:
             raise self._open_error(location, exc) from None
         self._experiments: dict[str, str] = {}
