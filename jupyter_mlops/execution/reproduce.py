@@ -15,6 +15,7 @@ from typing import Any
 from jupyter_mlops.core.errors import NotFoundError, UsageError
 from jupyter_mlops.core.reproduce import Verdict, judge
 from jupyter_mlops.core.secrets import SecretMasker
+from jupyter_mlops.core.session import TAG_SNAPSHOT
 from jupyter_mlops.core.settings import TrackingLocation
 from jupyter_mlops.core.snapshot import masked_copy
 from jupyter_mlops.execution.runner import (
@@ -25,6 +26,7 @@ from jupyter_mlops.execution.runner import (
     RunRequest,
     run_notebook,
 )
+from jupyter_mlops.tracking.environment import TAG_NOTEBOOK
 from jupyter_mlops.tracking.store import Batch
 
 TAG_REPRODUCES = "mlops.reproduces"
@@ -58,14 +60,14 @@ def reproduce(run_id: str, location: TrackingLocation, tolerance: float) -> Repr
         raise NotFoundError(f"no run {run_id}: there is no tracking database yet")
     store = MlflowRunStore(location)
     original = store.get_run(run_id)
-    snapshot_sha = original.tags.get(TAG_INPUT_SNAPSHOT) or original.tags.get("mlops.snapshot")
+    snapshot_sha = original.tags.get(TAG_INPUT_SNAPSHOT) or original.tags.get(TAG_SNAPSHOT)
     if not snapshot_sha:
         raise UsageError(f"run {run_id} has no notebook snapshot to re-execute")
     snapshot = _read_json(store, run_id, f"snapshots/{snapshot_sha}.ipynb")
     if snapshot is None:
         raise NotFoundError(f"run {run_id}: its snapshot {snapshot_sha[:12]} is not in the store")
     params = _read_json(store, run_id, "parameters.json") or {}
-    notebook_path = original.tags.get(TAG_INPUT_NOTEBOOK) or original.tags.get("mlops.notebook")
+    notebook_path = original.tags.get(TAG_INPUT_NOTEBOOK) or original.tags.get(TAG_NOTEBOOK)
     name = Path(notebook_path).name if notebook_path else f"{snapshot_sha[:12]}.ipynb"
     original_executed = _read_json(store, run_id, f"{EXECUTED_ARTIFACT}/{name}")
     if original_executed is None and not original.tags.get(TAG_INPUT_SNAPSHOT):

@@ -24,12 +24,12 @@ from typing import Any
 from jupyter_mlops.core.errors import ForbiddenPathError, NotFoundError, UsageError
 from jupyter_mlops.core.notebook_file import parse_notebook, read_notebook
 from jupyter_mlops.core.notebook_refs import NotebookRef, parse_ref
+from jupyter_mlops.core.session import TAG_SNAPSHOT
 from jupyter_mlops.core.settings import TrackingLocation
 from jupyter_mlops.core.snapshot import canonical_bytes
 from jupyter_mlops.execution.runner import EXECUTED_ARTIFACT, TAG_INPUT_NOTEBOOK, TAG_INPUT_SNAPSHOT
+from jupyter_mlops.tracking.environment import TAG_NOTEBOOK
 
-TAG_NOTEBOOK = "mlops.notebook"
-TAG_SNAPSHOT = "mlops.snapshot"
 SNAPSHOT_FOLDER = "snapshots"
 GIT_TIMEOUT_S = 20
 

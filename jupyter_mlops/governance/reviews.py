@@ -30,12 +30,14 @@ from jupyter_mlops.core.review import (
     decide,
     open_review,
 )
+from jupyter_mlops.execution.runner import TAG_INPUT_NOTEBOOK
 from jupyter_mlops.governance.diffs import DiffOptions, NotebookDiff, diff_pair
 from jupyter_mlops.governance.notebook_versions import (
     NotebookVersion,
     NotebookVersions,
     notebook_history,
 )
+from jupyter_mlops.tracking.environment import TAG_NOTEBOOK
 
 CHAMPION_ALIAS = "champion"
 DIFF_API_PATH = "/jupyter-mlops/api/diff"
@@ -68,6 +70,14 @@ def _side(version: NotebookVersion, ref: str | None = None) -> Side:
     )
 
 
+def _pinned_ref(version: NotebookVersion) -> str:
+    """The reference that names ``version`` for good: a model version by number (not by
+    alias), a run by id; a file or git reference as it was given."""
+    if version.model_name:
+        return f"models:/{version.model_name}/{version.model_version}"
+    return f"run:{version.run_id}" if version.run_id else version.ref
+
+
 class ReviewService:
     def __init__(self, versions: NotebookVersions) -> None:
         self.versions = versions
@@ -85,22 +95,15 @@ class ReviewService:
                 hint="a file or a git revision is not a result anyone can approve",
             )
         version = self.versions.resolve(ref)
-        canonical = (
-            f"models:/{version.model_name}/{version.model_version}"
-            if version.model_name
-            else f"run:{version.run_id}"
-        )
         base_side = self._base(version, base)
-        review = open_review(_side(version, canonical), base_side, author)
+        review = open_review(_side(version, _pinned_ref(version)), base_side, author)
         self._save(review)
         return ReviewView(review, cell_anchors(version.notebook))
 
     def _base(self, candidate: NotebookVersion, base: str | None) -> Side | None:
         if base:
             version = self.versions.resolve(base)
-            if version.model_name:
-                return _side(version, f"models:/{version.model_name}/{version.model_version}")
-            return _side(version, f"run:{version.run_id}" if version.run_id else None)
+            return _side(version, _pinned_ref(version))
         default = self.default_base(candidate)
         if default is None:
             return None
@@ -127,7 +130,7 @@ class ReviewService:
 
     def _previous_run(self, run_id: str) -> str | None:
         run = self.store.get_run(run_id)
-        notebook = run.tags.get("mlops.input_notebook") or run.tags.get("mlops.notebook")
+        notebook = run.tags.get(TAG_INPUT_NOTEBOOK) or run.tags.get(TAG_NOTEBOOK)
         if not notebook:
             return None
         try:

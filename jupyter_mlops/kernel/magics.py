@@ -478,6 +478,7 @@ def _log_dataframes(session: Any, source: str, namespace: Any) -> None:
     from jupyter_mlops import api
     from jupyter_mlops.core.cells import analyze_source
     from jupyter_mlops.core.registration import pick_dataframes
+    from jupyter_mlops.tracking.environment import TAG_NOTEBOOK
 
     analysis = analyze_source(source)
     frames = pick_dataframes([*analysis.computed_bindings, *sorted(analysis.used_names)], namespace)
@@ -485,7 +486,7 @@ def _log_dataframes(session: Any, source: str, namespace: Any) -> None:
         return
     copies = {name: frame.copy(deep=False) for name, frame in frames.items()}
     notebook = api.notebook_path()
-    tags = {"mlops.notebook": notebook} if notebook else {}
+    tags = {TAG_NOTEBOOK: notebook} if notebook else {}
 
     def log(store: Any) -> None:
         from jupyter_mlops.tracking.datasets import log_dataframes

@@ -15,6 +15,7 @@ from jupyter_mlops.core.errors import NotFoundError
 from jupyter_mlops.core.progress import format_table
 from jupyter_mlops.core.run_table import START, compare, sort_keys, sort_runs, table_rows
 from jupyter_mlops.core.settings import TrackingLocation
+from jupyter_mlops.kernel.widgets import widget_bundle
 
 DEFAULT_MAX_RUNS = 200
 
@@ -139,8 +140,4 @@ class RunsTable:
         self.result.value = self.comparison_html(list(self.pick.value))
 
     def _repr_mimebundle_(self, **_kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = {}
-        if self.widget is not None:
-            bundle.update(self.widget._repr_mimebundle_() or {})
-        bundle["text/plain"] = self.plain()
-        return bundle
+        return widget_bundle(self.widget, self.plain())

@@ -15,6 +15,16 @@ from jupyter_mlops.core.session import TrackingSession
 MAX_ROWS = 12
 
 
+def widget_bundle(widget: Any, plain: str) -> dict[str, Any]:
+    """One output for every frontend: the widget's view where widgets render, ``plain``
+    where they do not (papermill, nbconvert, terminal IPython)."""
+    bundle: dict[str, Any] = {}
+    if widget is not None:
+        bundle.update(widget._repr_mimebundle_() or {})
+    bundle["text/plain"] = plain
+    return bundle
+
+
 class RunPanel:
     """Run name and link, params and the latest metrics, refreshed as tracked cells run."""
 
@@ -73,11 +83,7 @@ class RunPanel:
             self._widget.value = self.html()
 
     def _repr_mimebundle_(self, **_kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = {}
-        if self._widget is not None:
-            bundle.update(self._widget._repr_mimebundle_() or {})
-        bundle["text/plain"] = self.plain()
-        return bundle
+        return widget_bundle(self._widget, self.plain())
 
     def show(self) -> None:
         from IPython.display import display

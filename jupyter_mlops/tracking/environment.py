@@ -14,6 +14,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+#: The run tag naming the notebook a run tracks (its path as the kernel or runner saw it).
+TAG_NOTEBOOK = "mlops.notebook"
+
 
 def environment_listing() -> tuple[str, str]:
     """``name==version`` of every installed distribution, sorted, and its SHA-256."""
@@ -58,7 +61,7 @@ def run_tags(notebook_path: str | None, kernel_name: str | None) -> dict[str, st
         "mlflow.source.type": "NOTEBOOK" if notebook_path else "LOCAL",
     }
     if notebook_path:
-        tags["mlops.notebook"] = notebook_path
+        tags[TAG_NOTEBOOK] = notebook_path
         tags["mlflow.source.name"] = notebook_path
         tags.update(git_state(Path(notebook_path).resolve().parent))
     else:
