@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -92,6 +93,15 @@ def run_main(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         os.environ.update(saved)
     stdout, stderr = out.getvalue(), err.getvalue()
     return subprocess.CompletedProcess(["jupyter-mlops", *args], code, stdout, stderr)
+
+
+def tracked_run(root: Path, notebook: str, *args: str) -> str:
+    """``jupyter-mlops run NOTEBOOK ARGS`` in ``root``, which must finish; its run id."""
+    result = run_cli(root, "run", notebook, *args)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"\b([0-9a-f]{32})\b", result.stdout)
+    assert match, result.stdout
+    return match.group(1)
 
 
 def copy_notebook(name: str, project: Path) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import secrets
 import urllib.error
 import urllib.parse
@@ -23,7 +22,7 @@ from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 from jupyter_mlops.tracking.registry import log_model, promote, register_version
 
-from conftest import LabServer, copy_notebook, run_cli
+from conftest import LabServer, copy_notebook, tracked_run
 
 pytestmark = pytest.mark.browser
 EXPERIMENT = "models-panel"
@@ -47,9 +46,8 @@ def model(lab: LabServer) -> Model:
     features, target = load_iris(return_X_y=True, as_frame=True)
     runs = []
     for lr in ("0.2", "0.5"):
-        result = run_cli(
+        run_id = tracked_run(
             lab.root,
-            "run",
             "run_params.ipynb",
             "-p",
             "lr",
@@ -59,10 +57,6 @@ def model(lab: LabServer) -> Model:
             "--output",
             "models-panel-out.ipynb",
         )
-        assert result.returncode == 0, result.stderr
-        match = re.search(r"\b([0-9a-f]{32})\b", result.stdout)
-        assert match, result.stdout
-        run_id = match.group(1)
         classifier = LogisticRegression(C=float(lr), max_iter=500).fit(features, target)
         logged = log_model(store, run_id, classifier, artifact_path="models/iris")
         register_version(store, run_id, "models/iris", name, flavor=logged.flavor)

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from test_sidebar import SCREENSHOTS, open_mlops_sidebar
 
-from conftest import LabServer, copy_notebook, run_cli
+from conftest import LabServer, copy_notebook, tracked_run
 
 pytestmark = pytest.mark.browser
 EXPERIMENT = "run-browser"
@@ -29,9 +29,8 @@ def runs(lab: LabServer) -> dict[str, str]:
     copy_notebook("run_params.ipynb", lab.root)
     ids = {}
     for lr in RATES:
-        result = run_cli(
+        ids[lr] = tracked_run(
             lab.root,
-            "run",
             "run_params.ipynb",
             "-p",
             "lr",
@@ -44,10 +43,6 @@ def runs(lab: LabServer) -> dict[str, str]:
             "--output",
             "run-browser-out.ipynb",
         )
-        assert result.returncode == 0, result.stderr
-        match = re.search(r"\b([0-9a-f]{32})\b", result.stdout)
-        assert match, result.stdout
-        ids[lr] = match.group(1)
     return ids
 
 

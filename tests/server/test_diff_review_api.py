@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LabServer, copy_notebook, run_cli
+from conftest import LabServer, copy_notebook, tracked_run
 
 pytestmark = pytest.mark.server
 
@@ -21,12 +20,10 @@ pytestmark = pytest.mark.server
 def runs(lab: LabServer) -> list[str]:
     """Two papermill runs of run_params.ipynb (lr 0.2 and 0.5) in the lab's store."""
     copy_notebook("run_params.ipynb", lab.root)
-    ids = []
-    for lr in ("0.2", "0.5"):
-        result = run_cli(lab.root, "run", "run_params.ipynb", "-p", "lr", lr, "--output", "o.ipynb")
-        assert result.returncode == 0, result.stderr
-        ids.append(re.search(r"\b([0-9a-f]{32})\b", result.stdout).group(1))
-    return ids
+    return [
+        tracked_run(lab.root, "run_params.ipynb", "-p", "lr", lr, "--output", "o.ipynb")
+        for lr in ("0.2", "0.5")
+    ]
 
 
 def _q(**params: str) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 
 import pytest
 
-from conftest import LabServer, copy_notebook, run_cli
+from conftest import LabServer, copy_notebook, tracked_run
 
 pytestmark = pytest.mark.server
 
@@ -22,9 +21,8 @@ def runs(lab: LabServer) -> dict[str, str]:
     copy_notebook("run_params.ipynb", lab.root)
     ids = {}
     for lr in RATES:
-        result = run_cli(
+        ids[lr] = tracked_run(
             lab.root,
-            "run",
             "run_params.ipynb",
             "-p",
             "lr",
@@ -34,10 +32,6 @@ def runs(lab: LabServer) -> dict[str, str]:
             "--output",
             "runs-api-out.ipynb",
         )
-        assert result.returncode == 0, result.stderr
-        match = re.search(r"\b([0-9a-f]{32})\b", result.stdout)
-        assert match, result.stdout
-        ids[lr] = match.group(1)
     return ids
 
 
