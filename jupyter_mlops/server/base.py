@@ -4,13 +4,17 @@ place where our typed errors become JSON with their HTTP status."""
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from jupyter_mlops.core.errors import MlopsError, UsageError, http_status_for
+from jupyter_mlops.core.settings import TrackingLocation
 from jupyter_mlops.server.extension import MlopsExtensionApp
+
+if TYPE_CHECKING:
+    from jupyter_mlops.governance.notebook_versions import NotebookVersions
 
 API_PREFIX = "/jupyter-mlops/api"
 AUTH_RESOURCE_PREFIX = "jupyter_mlops"
@@ -25,6 +29,14 @@ class MlopsHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def mlops(self) -> MlopsExtensionApp:
         return cast(MlopsExtensionApp, self.extensionapp)
+
+    def tracking_location(self) -> TrackingLocation:
+        """The tracking location this request works on."""
+        return self.mlops.tracking_location()
+
+    def notebook_versions(self) -> NotebookVersions:
+        """References resolved against this request's store and the server root."""
+        return self.mlops.notebook_versions()
 
     @property
     def user_name(self) -> str:

@@ -33,7 +33,7 @@ class BatchesHandler(_BatchHandler):
     @authorized("execute")
     async def post(self) -> None:
         spec = parse_spec(self.json_body())
-        path = self.mlops.notebook_versions().local_path(spec.notebook)
+        path = self.notebook_versions().local_path(spec.notebook)
         if not path.is_file():
             raise NotFoundError(f"notebook {spec.notebook} does not exist")
         job = self.mlops.batch_jobs.start(spec, self.user_name)

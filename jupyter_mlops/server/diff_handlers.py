@@ -28,6 +28,6 @@ class DiffHandler(MlopsHandler):
             ignore_outputs=self.flag("ignore_outputs"),
             ignore_metadata=self.flag("ignore_metadata"),
         )
-        versions = self.mlops.notebook_versions()
+        versions = self.notebook_versions()
         result = await asyncio.to_thread(diff_refs, versions, a, b, options)
         self.write_json(result.as_json())

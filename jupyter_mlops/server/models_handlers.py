@@ -33,7 +33,7 @@ class _ModelsHandler(MlopsHandler):
 
     def store(self) -> MlflowRunStore:
         """The store of this server's tracking location (resolved on each request)."""
-        return MlflowRunStore(self.mlops.tracking_location())
+        return MlflowRunStore(self.tracking_location())
 
 
 class ModelsHandler(_ModelsHandler):
@@ -42,7 +42,7 @@ class ModelsHandler(_ModelsHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        if self.mlops.tracking_location().store_missing():
+        if self.tracking_location().store_missing():
             self.write_json({"models": []})  # nothing tracked yet: do not create a store
             return
         models = await asyncio.to_thread(lambda: list_models(self.store()))
@@ -83,7 +83,7 @@ class ModelAliasesHandler(_ModelsHandler):
             raise UsageError("'note' must be a string")
         if note and len(note) > MAX_NOTE_LENGTH:
             raise UsageError(f"'note' is over {MAX_NOTE_LENGTH} characters")
-        location = self.mlops.tracking_location()
+        location = self.tracking_location()
         policy = load_policy(location.project_root)
         user = self.user_name
         promotion = await asyncio.to_thread(

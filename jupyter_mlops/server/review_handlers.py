@@ -20,7 +20,7 @@ class _ReviewHandler(MlopsHandler):
     auth_resource = f"{AUTH_RESOURCE_PREFIX}:reviews"
 
     def service(self) -> ReviewService:
-        return ReviewService(self.mlops.notebook_versions())
+        return ReviewService(self.notebook_versions())
 
 
 class ReviewsHandler(_ReviewHandler):

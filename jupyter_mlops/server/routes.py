@@ -27,7 +27,7 @@ class StatusHandler(MlopsHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        location = self.mlops.tracking_location()
+        location = self.tracking_location()
         status = await asyncio.to_thread(collect_status, location)
         self.finish(json.dumps(status))
 

@@ -31,7 +31,7 @@ class _RunsHandler(MlopsHandler):
 
     def store(self) -> MlflowRunStore:
         """The store of this server's tracking location (resolved on each request)."""
-        return MlflowRunStore(self.mlops.tracking_location())
+        return MlflowRunStore(self.tracking_location())
 
 
 class ExperimentsHandler(_RunsHandler):
