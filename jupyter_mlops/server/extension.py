@@ -6,6 +6,7 @@ Built once at server start; handlers find it in ``web_app.settings`` (through
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,9 @@ from jupyter_mlops.core.settings import TrackingLocation, resolve_tracking_locat
 if TYPE_CHECKING:
     from jupyter_mlops.execution.batch_jobs import BatchJobs
     from jupyter_mlops.governance.notebook_versions import NotebookVersions
+    from jupyter_mlops.tracking.run_index import RunIndex
+
+_INDEX_LOCK = threading.Lock()
 
 
 class MlopsExtensionApp(ExtensionApp):
@@ -36,6 +40,7 @@ class MlopsExtensionApp(ExtensionApp):
     )
 
     _batch_jobs: BatchJobs | None = None
+    _run_indexes: dict[str, RunIndex] | None = None
 
     @property
     def root_dir(self) -> Path:
@@ -51,6 +56,18 @@ class MlopsExtensionApp(ExtensionApp):
         from jupyter_mlops.governance.notebook_versions import NotebookVersions
 
         return NotebookVersions(self.tracking_location(), cwd=self.root_dir, root=self.root_dir)
+
+    def run_index(self, location: TrackingLocation) -> RunIndex:
+        """The read index of the runs at ``location``, one per store for the server's life."""
+        from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+        from jupyter_mlops.tracking.run_index import RunIndex
+
+        with _INDEX_LOCK:
+            if self._run_indexes is None:
+                self._run_indexes = {}
+            if location.uri not in self._run_indexes:
+                self._run_indexes[location.uri] = RunIndex(lambda: MlflowRunStore(location))
+            return self._run_indexes[location.uri]
 
     @property
     def batch_jobs(self) -> BatchJobs:

@@ -45,7 +45,11 @@ class ExperimentsHandler(_RunsHandler):
 
 
 class RunsHandler(_RunsHandler):
-    """``GET ?experiment=&filter=&order_by=&page_token=&max_results=``: one page of runs."""
+    """``GET ?experiment=&filter=&order_by=&page_token=&max_results=``: one page of runs.
+
+    Pages come from the server's read index of the store (``tracking/run_index.py``) once
+    it has loaded, so any column sorts as fast as start time does.
+    """
 
     @tornado.web.authenticated
     @authorized
@@ -58,7 +62,11 @@ class RunsHandler(_RunsHandler):
             page_token=(self.query("page_token", required=False) or "").strip() or None,
             max_results=parse_page_size(self.query("max_results", required=False)),
         )
-        page = await asyncio.to_thread(lambda: search_runs(self.store(), query))
+        location = self.tracking_location()
+        index = self.mlops.run_index(location)
+        page = await asyncio.to_thread(lambda: search_runs(index.store(), query, index))
+        # Whether the page came from the read index or from MLflow's search (still loading).
+        self.set_header("X-MLOps-Run-Index", "ready" if index.ready else "loading")
         self.write_json(page)
 
 

@@ -96,6 +96,42 @@ def one_line(text: str, limit: int = MAX_ERROR_TEXT) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
+def search_in_memory(runs: list[Any], filter_string: str, order_by: str) -> list[Any]:
+    """MLflow's own filter and ordering over ``Run`` entities held in memory.
+
+    What MLflow's file store runs for ``search_runs``: same syntax, same ties (start time
+    then run id), same errors, which become ``UsageError``.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.search_utils import SearchUtils
+
+    try:
+        found = SearchUtils.filter(runs, filter_string)  # type: ignore[no-untyped-call]
+        return list(SearchUtils.sort(found, [order_by]))  # type: ignore[no-untyped-call]
+    except MlflowException as error:
+        raise UsageError(f"searching runs: {one_line(str(error.message))}") from None
+
+
+def offset_page(items: list[T], page_token: str | None, size: int) -> tuple[list[T], str | None]:
+    """A page of ``items`` by MLflow's offset page token, and the next page's token.
+
+    The tokens are those MLflow's SQL store hands out, so a page from memory and one from
+    ``search_runs`` continue each other.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.search_utils import SearchUtils
+
+    try:
+        start = SearchUtils.parse_start_offset_from_page_token(page_token)  # type: ignore[no-untyped-call]
+    except MlflowException as error:
+        raise UsageError(f"searching runs: {one_line(str(error.message))}") from None
+    end = int(start) + size
+    if end >= len(items):
+        return items[int(start) : end], None
+    token = SearchUtils.create_page_token(end)  # type: ignore[no-untyped-call]
+    return items[int(start) : end], token.decode("ascii") if isinstance(token, bytes) else token
+
+
 def prepare_local_store(location: TrackingLocation) -> None:
     """Create the folder of an embedded SQLite store, git-ignored, before MLflow opens it."""
     if location.kind != "sqlite":

@@ -1,9 +1,11 @@
 """What the run browser reads from the store: experiments, pages of runs, one run, a metric.
 
 The REST handlers parse their query into plain values, call one function here and send
-back the plain dicts it returns. Searching, sorting and paging are MLflow's own
-(``search_runs`` with its filter syntax, ``order_by`` and page tokens) so they behave the
-same on every store, the remote server included; a filter or ordering MLflow refuses comes
+back the plain dicts it returns. Searching, sorting and paging are MLflow's own (its filter
+syntax, ``order_by`` and page tokens) so they behave the same on every store, the remote
+server included: pages come from the server's :class:`RunIndex` (MLflow's in-memory
+search over every run, so a metric sorts as fast as time does) and from MLflow's
+``search_runs`` while the index is still loading. A filter or ordering MLflow refuses comes
 back as a ``UsageError`` carrying MLflow's message (a 400, not a 500).
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from jupyter_mlops.core.errors import NotFoundError, UsageError
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+from jupyter_mlops.tracking.run_index import RunIndex
 from jupyter_mlops.tracking.store import RunRecord
 
 DEFAULT_PAGE_SIZE = 50
@@ -126,7 +129,9 @@ def _check_experiment(store: MlflowRunStore, experiment_id: str) -> None:
     )
 
 
-def search_runs(store: MlflowRunStore, query: RunQuery) -> dict[str, Any]:
+def search_runs(
+    store: MlflowRunStore, query: RunQuery, index: RunIndex | None = None
+) -> dict[str, Any]:
     """One page of runs and the token of the next page (None on the last page)."""
     experiment_ids = list(query.experiment_ids)
     for experiment_id in experiment_ids:
@@ -135,6 +140,20 @@ def search_runs(store: MlflowRunStore, query: RunQuery) -> dict[str, Any]:
         experiment_ids = store.experiment_ids()
     if not experiment_ids:
         return {"runs": [], "next_page_token": None}
+    indexed = None
+    if index is not None:
+        indexed = index.page(
+            experiment_ids,
+            query.filter_string,
+            query.order_by,
+            query.page_token,
+            query.max_results,
+        )
+    if indexed is not None:
+        return {
+            "runs": [run_summary(MlflowRunStore._record(run)) for run in indexed.runs],
+            "next_page_token": indexed.next_page_token,
+        }
     page = store._call(
         "searching runs",
         lambda: store.client.search_runs(
