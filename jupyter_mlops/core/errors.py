@@ -52,6 +52,12 @@ class ForbiddenPathError(UsageError):
     code = "forbidden_path"
 
 
+class TooLargeError(UsageError):
+    """Something asked for is over the size this adapter serves (an artifact over REST)."""
+
+    code = "too_large"
+
+
 class StoreUnavailableError(MlopsError):
     """The tracking store does not answer (server stopped, database unreadable)."""
 
@@ -77,6 +83,7 @@ EXIT_CODES: dict[str, int] = {
     "not_found": 2,
     "invalid_notebook": 2,
     "forbidden_path": 2,
+    "too_large": 2,
     "store_unavailable": 3,
     "execution_failed": 1,
     "policy": 1,
@@ -89,6 +96,7 @@ HTTP_STATUS: dict[str, int] = {
     "not_found": 404,
     "invalid_notebook": 422,
     "forbidden_path": 403,
+    "too_large": 413,
     "store_unavailable": 503,
     "execution_failed": 409,
     "policy": 409,

@@ -19,6 +19,7 @@ path of ``%load_ext`` and of ``jupyter mlops --help``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import tomllib
 
-from jupyter_mlops.core.errors import ConfigError
+from jupyter_mlops.core.errors import ConfigError, UsageError
 
 #: Every environment variable we read, declared once with what it means.
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
@@ -54,7 +55,7 @@ DEFAULT_DB_NAME = "mlflow.db"
 DEFAULT_ARTIFACTS_DIRNAME = "artifacts"
 PYPROJECT_TABLE = "jupyter-mlops"
 
-Source = Literal["argument", "environment", "pyproject", "default"]
+Source = Literal["argument", "setting", "environment", "pyproject", "default"]
 StoreKind = Literal["sqlite", "file", "http", "database", "other"]
 
 
@@ -208,6 +209,119 @@ def resolve_tracking_location(
         uri, artifacts = _anchor_relative(configured.strip(), root)
         return TrackingLocation(uri, "pyproject", str(root / "pyproject.toml"), root, artifacts)
     return default_location(root, env)
+
+
+MAX_OVERRIDE_LENGTH = 2048
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _inside_root(text: str, path: Path, root: Path) -> Path:
+    """``path`` (absolute, or relative to ``root``) if it stays in ``root``, else a UsageError.
+
+    Checked as written (``..`` folded, nothing outside the root is looked at), then once
+    resolved (a symlink inside the root that points out of it is refused too).
+    """
+    lexical = Path(os.path.normpath(root / path))
+    resolved = lexical.resolve() if lexical.is_relative_to(root) else None
+    if resolved is None or not resolved.is_relative_to(root):
+        raise UsageError(f"tracking location {text!r} is outside the folder this server serves")
+    return resolved
+
+
+def check_tracking_override(text: str, root: Path) -> str:
+    """A tracking location a JupyterLab user chose, checked against the server's ``root``.
+
+    Accepted: an ``http(s)://`` URL without credentials in it; ``sqlite:///PATH`` naming an
+    existing database file, and a folder store (a plain path or ``file:///PATH``) naming an
+    existing folder, both inside ``root`` (relative paths are relative to ``root``). Local
+    stores come back as a ``root``-relative URI (``sqlite:///rel/db``, ``rel/folder``) that
+    :func:`resolve_tracking_location` anchors at ``root`` with the artifacts beside the
+    database, in the server and in a batch it starts alike. Anything else is a UsageError.
+    """
+    text = text.strip()
+    root = root.resolve()
+    if not text:
+        raise UsageError("the tracking location is empty")
+    if len(text) > MAX_OVERRIDE_LENGTH:
+        raise UsageError(f"a tracking location has at most {MAX_OVERRIDE_LENGTH} characters")
+    if _CONTROL.search(text):
+        raise UsageError("a tracking location cannot contain NUL or control characters")
+    if not text.isascii():
+        raise UsageError("a tracking location must be ASCII (percent-encode the rest of a URL)")
+    if "\\" in text:
+        raise UsageError("a tracking location uses '/' between folders, not '\\'")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError as exc:
+        raise UsageError(f"the tracking location is not a valid URI: {exc}") from None
+    shown = redact_uri(text)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+            raise UsageError(
+                "a tracking URL from JupyterLab cannot carry credentials (user:password@)",
+                hint="give the tracking server's credentials to the Jupyter server's "
+                "environment (MLFLOW_TRACKING_USERNAME/PASSWORD) instead",
+            )
+        if not parts.hostname:
+            raise UsageError(f"tracking URL {shown!r} names no host")
+        return text
+    local_kinds = "http(s)://HOST, sqlite:///PATH, file:///PATH or a folder inside the server root"
+    if scheme == "sqlite":
+        if not text.startswith("sqlite:///") or parts.query or parts.fragment:
+            raise UsageError(
+                f"tracking location {shown!r}: write sqlite:///PATH (a file), with no host or query"
+            )
+        raw = text[len("sqlite:///") :]
+        kind = "database file"
+    elif scheme == "file":
+        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
+            raise UsageError(f"tracking location {shown!r}: write file:///PATH, with no host")
+        raw = parts.path
+        kind = "folder"
+    elif scheme == "" and not text.startswith("//"):
+        raw = text
+        kind = "folder"
+    else:
+        raise UsageError(
+            f"tracking location {shown!r} is not accepted from JupyterLab", hint=local_kinds
+        )
+    if not raw or "%" in raw or raw.startswith("~"):
+        raise UsageError(
+            f"tracking location {shown!r}: give a plain path (no '~', no percent-escapes)"
+        )
+    path = _inside_root(shown, Path(raw), root)
+    exists = path.is_file() if kind == "database file" else path.is_dir()
+    if not exists:
+        raise UsageError(
+            f"tracking location {shown!r}: there is no {kind} {path.relative_to(root)} "
+            "in the server root",
+            hint="create the store first (track or run a notebook with it)",
+        )
+    relative = path.relative_to(root).as_posix()
+    if kind == "database file":
+        if not _is_sqlite_file(path):
+            raise UsageError(f"tracking location {shown!r}: {relative} is not a SQLite database")
+        return f"sqlite:///{relative}"
+    return relative
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def resolve_tracking_override(text: str, root: Path) -> TrackingLocation:
+    """The location a JupyterLab setting names, once :func:`check_tracking_override` passed."""
+    checked = check_tracking_override(text, root)
+    uri, artifacts = _anchor_relative(checked, root.resolve())
+    detail = f"trackingUri = {redact_uri(text.strip())}"
+    return TrackingLocation(uri, "setting", detail, find_project_root(root), artifacts)
 
 
 def redact_uri(uri: str) -> str:

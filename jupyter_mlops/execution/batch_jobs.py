@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from jupyter_mlops.core.errors import NotFoundError, UsageError
 from jupyter_mlops.core.parameters import check_name
+from jupyter_mlops.core.settings import ENV_TRACKING_URI
 
 JOB_ID = re.compile(r"bj-[0-9a-f]{8}")
 MAX_WORKERS = 8
@@ -144,8 +145,23 @@ class BatchJobs:
         self._jobs: dict[str, BatchJob] = {}
         self._lock = threading.Lock()
 
-    def start(self, spec: BatchSpec, user: str, environ: dict[str, str] | None = None) -> BatchJob:
+    def start(
+        self,
+        spec: BatchSpec,
+        user: str,
+        environ: dict[str, str] | None = None,
+        tracking_uri: str | None = None,
+    ) -> BatchJob:
+        """Start ``jupyter mlops batch`` in the root; ``tracking_uri`` is its location.
+
+        Given as ``MLFLOW_TRACKING_URI`` to the command (which passes it to its kernels);
+        the command runs in the root, so a relative SQLite or folder URI names the same
+        store as in the server, which anchors it at the root.
+        """
         job_id = f"bj-{secrets.token_hex(4)}"
+        env = dict(environ if environ is not None else os.environ)
+        if tracking_uri:
+            env[ENV_TRACKING_URI] = tracking_uri
         folder = self.root / ".mlops" / "batches"
         folder.mkdir(parents=True, exist_ok=True)
         log_path = folder / f"{job_id}.log"
@@ -153,7 +169,7 @@ class BatchJobs:
         process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_mlops.cli", *spec.arguments()],
             cwd=self.root,
-            env=environ if environ is not None else dict(os.environ),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

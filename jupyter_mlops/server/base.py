@@ -1,5 +1,6 @@
-"""The base of our REST handlers: the extension app, the user, JSON bodies, and the one
-place where our typed errors become JSON with their HTTP status."""
+"""The base of our REST handlers: the extension app, the request's tracking location (the
+server's, or the JupyterLab setting sent as ``X-MLOps-Tracking-URI``), the user, JSON
+bodies, and the one place where our typed errors become JSON with their HTTP status."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from jupyter_mlops.core.errors import MlopsError, UsageError, http_status_for
-from jupyter_mlops.core.settings import TrackingLocation
+from jupyter_mlops.core.settings import (
+    TrackingLocation,
+    check_tracking_override,
+    resolve_tracking_override,
+)
 from jupyter_mlops.server.extension import MlopsExtensionApp
 
 if TYPE_CHECKING:
@@ -19,6 +24,8 @@ if TYPE_CHECKING:
 API_PREFIX = "/jupyter-mlops/api"
 AUTH_RESOURCE_PREFIX = "jupyter_mlops"
 MAX_BODY_BYTES = 1_000_000
+#: The JupyterLab setting ``trackingUri``, sent by the labextension with each request.
+TRACKING_HEADER = "X-MLOps-Tracking-URI"
 
 
 class MlopsHandler(ExtensionHandlerMixin, APIHandler):
@@ -30,13 +37,30 @@ class MlopsHandler(ExtensionHandlerMixin, APIHandler):
     def mlops(self) -> MlopsExtensionApp:
         return cast(MlopsExtensionApp, self.extensionapp)
 
+    def tracking_override(self) -> str | None:
+        """The request's ``X-MLOps-Tracking-URI``, checked; None without one.
+
+        An ``http(s)`` URL without credentials, or a SQLite file or folder store inside the
+        served root (returned relative to it); anything else is a ``UsageError`` (400).
+        """
+        text = (self.request.headers.get(TRACKING_HEADER) or "").strip()
+        if not text:
+            return None
+        return check_tracking_override(text, self.mlops.root_dir)
+
     def tracking_location(self) -> TrackingLocation:
-        """The tracking location this request works on."""
+        """The tracking location this request works on: the header's, else the server's."""
+        text = (self.request.headers.get(TRACKING_HEADER) or "").strip()
+        if text:
+            return resolve_tracking_override(text, self.mlops.root_dir)
         return self.mlops.tracking_location()
 
     def notebook_versions(self) -> NotebookVersions:
         """References resolved against this request's store and the server root."""
-        return self.mlops.notebook_versions()
+        from jupyter_mlops.governance.notebook_versions import NotebookVersions
+
+        root = self.mlops.root_dir
+        return NotebookVersions(self.tracking_location(), cwd=root, root=root)
 
     @property
     def user_name(self) -> str:

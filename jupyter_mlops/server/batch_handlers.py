@@ -2,7 +2,9 @@
 
 Starting one executes notebooks, so ``POST`` needs jupyter_server's ``execute`` permission
 on ``jupyter_mlops:batches`` (reading needs ``read``, stopping ``write``). The notebook
-must be inside the served root, like every path a request names.
+must be inside the served root, like every path a request names. A batch tracks into the
+request's location: the JupyterLab ``trackingUri`` setting (``X-MLOps-Tracking-URI``) when
+one is sent.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ class BatchesHandler(_BatchHandler):
         path = self.notebook_versions().local_path(spec.notebook)
         if not path.is_file():
             raise NotFoundError(f"notebook {spec.notebook} does not exist")
-        job = self.mlops.batch_jobs.start(spec, self.user_name)
+        # The batch tracks where this request reads: the JupyterLab setting, else the
+        # server's configured location (the child resolves the rest as the server does).
+        tracking_uri = self.tracking_override() or self.mlops.tracking_uri or None
+        job = self.mlops.batch_jobs.start(spec, self.user_name, tracking_uri=tracking_uri)
         self.write_json(job.as_json(), status=202)
 
 

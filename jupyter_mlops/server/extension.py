@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from jupyter_mlops.tracking.run_index import RunIndex
 
 _INDEX_LOCK = threading.Lock()
+#: Read indexes kept at once (each holds every run of its store in memory).
+MAX_RUN_INDEXES = 4
 
 
 class MlopsExtensionApp(ExtensionApp):
@@ -65,9 +67,14 @@ class MlopsExtensionApp(ExtensionApp):
         with _INDEX_LOCK:
             if self._run_indexes is None:
                 self._run_indexes = {}
-            if location.uri not in self._run_indexes:
-                self._run_indexes[location.uri] = RunIndex(lambda: MlflowRunStore(location))
-            return self._run_indexes[location.uri]
+            index = self._run_indexes.pop(location.uri, None)
+            if index is None:
+                index = RunIndex(lambda: MlflowRunStore(location))
+                # Locations chosen in JupyterLab's settings come and go: keep the recent few.
+                while len(self._run_indexes) >= MAX_RUN_INDEXES:
+                    self._run_indexes.pop(next(iter(self._run_indexes)))
+            self._run_indexes[location.uri] = index  # most recently used last
+            return index
 
     @property
     def batch_jobs(self) -> BatchJobs:

@@ -34,6 +34,7 @@ class StatusHandler(MlopsHandler):
 
 def route_table() -> list[tuple[str, type[MlopsHandler]]]:
     """All our routes; the extension app prefixes the server's base URL."""
+    from jupyter_mlops.server.artifact_handlers import ArtifactHandler
     from jupyter_mlops.server.batch_handlers import BatchesHandler, BatchHandler
     from jupyter_mlops.server.diff_handlers import DiffHandler
     from jupyter_mlops.server.models_handlers import (
@@ -70,6 +71,7 @@ def route_table() -> list[tuple[str, type[MlopsHandler]]]:
         (rf"{API_PREFIX}/runs", RunsHandler),
         (run, RunHandler),
         (rf"{run}/metrics/(?P<key>.+)", MetricHistoryHandler),
+        (rf"{run}/artifacts", ArtifactHandler),
         (rf"{API_PREFIX}/batches", BatchesHandler),
         (rf"{API_PREFIX}/batches/(?P<job_id>bj-[0-9a-f]{{8}})", BatchHandler),
         (rf"{API_PREFIX}/models", ModelsHandler),

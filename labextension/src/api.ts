@@ -29,6 +29,49 @@ import {
 export const API_NAMESPACE = 'jupyter-mlops/api';
 
 /**
+ * Request header naming the tracking location a request works on (the
+ * `trackingUri` setting); the server checks it and refuses what it does not accept.
+ */
+export const TRACKING_HEADER = 'X-MLOps-Tracking-URI';
+
+let trackingOverride = '';
+
+/**
+ * Send `uri` as the tracking location with every later request ('' stops).
+ */
+export function setTrackingUri(uri: string): void {
+  trackingOverride = uri.trim();
+}
+
+/**
+ * The tracking location sent with each request ('' when none).
+ */
+export function trackingUri(): string {
+  return trackingOverride;
+}
+
+/**
+ * `init` with the tracking header added when the setting is set.
+ *
+ * @throws {MlopsApiError} when the setting cannot be sent in a header
+ */
+function withTracking(init: RequestInit): RequestInit {
+  if (!trackingOverride) {
+    return init;
+  }
+  // A header is ISO-8859-1: say what is wrong instead of fetch's TypeError.
+  if (/[^\x20-\x7e]/.test(trackingOverride)) {
+    throw new MlopsApiError(
+      'The MLOps setting "Tracking URI" must be printable ASCII (percent-encode the rest of a URL)',
+      0
+    );
+  }
+  const headers = new Headers(init.headers);
+  headers.set(TRACKING_HEADER, trackingOverride);
+  return { ...init, headers };
+}
+
+/**
  * Error thrown by {@link requestAPI}.
  *
  * `status` is the HTTP status code, or 0 when no answer was received
@@ -85,14 +128,7 @@ async function requestURL<T>(
   init: RequestInit,
   settings: ServerConnection.ISettings
 ): Promise<T> {
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, init, settings);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new MlopsApiError(`Cannot reach the Jupyter server: ${reason}`, 0);
-  }
-
+  const response = await send(url, init, settings);
   const text = await response.text();
   let data: unknown = null;
   if (text.length > 0) {
@@ -119,6 +155,116 @@ async function requestURL<T>(
     );
   }
   return data as T;
+}
+
+/**
+ * Send an authenticated request (token, XSRF, the tracking header).
+ *
+ * @throws {MlopsApiError} on network failure
+ */
+async function send(
+  url: string,
+  init: RequestInit,
+  settings: ServerConnection.ISettings
+): Promise<Response> {
+  const request = withTracking(init);
+  try {
+    return await ServerConnection.makeRequest(url, request, settings);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new MlopsApiError(`Cannot reach the Jupyter server: ${reason}`, 0);
+  }
+}
+
+/**
+ * Fetch one artifact file of a run as a blob.
+ *
+ * @param path Artifact path relative to the run's artifact root
+ * @param download Ask for it as an attachment (`?download=1`)
+ * @throws {MlopsApiError} with the server's message (400 bad path, 404, 413)
+ */
+export async function fetchArtifact(
+  runId: string,
+  path: string,
+  download = false,
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<Blob> {
+  const query: Record<string, string> = { path };
+  if (download) {
+    query.download = '1';
+  }
+  const url =
+    URLExt.join(
+      settings.baseUrl,
+      API_NAMESPACE,
+      'runs',
+      encodeURIComponent(runId),
+      'artifacts'
+    ) + URLExt.objectToQueryString(query);
+  const response = await send(url, { method: 'GET' }, settings);
+  if (!response.ok) {
+    const text = await response.text();
+    let data: unknown = text;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new MlopsApiError(
+      errorMessage(data) ??
+        `${response.status} ${response.statusText || 'Error'}`.trim(),
+      response.status,
+      data
+    );
+  }
+  return response.blob();
+}
+
+/**
+ * Fetch one artifact of a run and hand it to the browser as a download.
+ */
+export async function downloadArtifact(
+  runId: string,
+  path: string,
+  settings?: ServerConnection.ISettings
+): Promise<void> {
+  const blob = await fetchArtifact(runId, path, true, settings);
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = path.split('/').pop() || 'artifact';
+  link.style.display = 'none';
+  document.body.appendChild(link);
+  try {
+    link.click();
+  } finally {
+    link.remove();
+    // The browser has taken the blob once the click's task ran.
+    window.setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+}
+
+/**
+ * Fetch a notebook artifact of a run (a snapshot or an executed notebook).
+ *
+ * @throws {MlopsApiError} when it is missing or is not JSON
+ */
+export async function fetchNotebookArtifact(
+  runId: string,
+  path: string,
+  settings?: ServerConnection.ISettings
+): Promise<Record<string, unknown>> {
+  const blob = await fetchArtifact(runId, path, false, settings);
+  let data: unknown;
+  try {
+    data = JSON.parse(await blob.text());
+  } catch {
+    throw new MlopsApiError(`${path} is not a notebook (invalid JSON)`, 200);
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new MlopsApiError(`${path} is not a notebook`, 200);
+  }
+  return data as Record<string, unknown>;
 }
 
 /**

@@ -8,6 +8,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import {
+  downloadArtifact,
   fetchMetricHistory,
   fetchModelLineage,
   fetchModelVersions,
@@ -18,6 +19,7 @@ import {
   listModels,
   promoteModelVersion,
   searchRuns,
+  setTrackingUri,
   stopBatch
 } from './api';
 import { diffPlugin, DiffCommandIDs } from './diff';
@@ -25,6 +27,7 @@ import { mlopsIcon } from './icons';
 import { parseSettings } from './model';
 import { NotebookCommManager } from './notebookComm';
 import { notebookActionsPlugin, NotebookCommandIDs } from './notebookActions';
+import { snapshotPlugin, SnapshotCommandIDs } from './snapshot';
 import { MlopsSidebar } from './widgets/StatusPanel';
 
 /**
@@ -101,6 +104,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
         diffAgainst,
         openDiff: async (a, b) => {
           await app.commands.execute(DiffCommandIDs.openDiff, { a, b });
+        },
+        downloadArtifact: (runId, path) => downloadArtifact(runId, path),
+        openNotebook: async (runId, path, label) => {
+          await app.commands.execute(SnapshotCommandIDs.open, {
+            runId,
+            path,
+            label
+          });
         }
       },
       modelsApi: {
@@ -158,7 +169,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         .load(PLUGIN_ID)
         .then(settings => {
           const apply = (): void => {
-            panel.settings = parseSettings(settings.composite);
+            const parsed = parseSettings(settings.composite);
+            // Before the panel re-renders: its requests go to the chosen store.
+            setTrackingUri(parsed.trackingUri);
+            panel.settings = parsed;
           };
           apply();
           settings.changed.connect(apply);
@@ -186,4 +200,10 @@ const liveNotebookPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, liveNotebookPlugin, diffPlugin, notebookActionsPlugin];
+export default [
+  plugin,
+  liveNotebookPlugin,
+  diffPlugin,
+  notebookActionsPlugin,
+  snapshotPlugin
+];

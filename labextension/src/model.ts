@@ -6,7 +6,7 @@
  * How the server chose the tracking location.
  */
 export type TrackingSource =
-  'argument' | 'environment' | 'pyproject' | 'default';
+  'argument' | 'setting' | 'environment' | 'pyproject' | 'default';
 
 /**
  * The tracking location resolved by the server.
@@ -61,7 +61,10 @@ export interface IErrorResponse {
  * User settings of the extension (see `schema/plugin.json`).
  */
 export interface IMlopsSettings {
-  /** Tracking URI override; empty means "use the server's resolution". */
+  /**
+   * Tracking location override, sent as `X-MLOps-Tracking-URI` with every
+   * request; empty means "use the server's resolution".
+   */
   trackingUri: string;
   /** Number of runs fetched per page. */
   pageSize: number;

@@ -2,7 +2,13 @@ import * as React from 'react';
 
 import { ICellRecord, IMetricPoint, IRunDetails } from '../model';
 import { MetricChart } from './charts';
-import { errorText, formatNumber, formatTime, IRunsApi } from './runsCommon';
+import {
+  errorText,
+  formatNumber,
+  formatTime,
+  IRunsApi,
+  runNotebookArtifact
+} from './runsCommon';
 
 /** Most metric histories fetched for one run's charts. */
 const MAX_CHARTS = 30;
@@ -66,8 +72,37 @@ export function RunDetailsView(props: IRunDetailsViewProps): React.JSX.Element {
     };
   }, [api, runId]);
 
+  const [artifactError, setArtifactError] = React.useState<string | null>(null);
+  const [downloading, setDownloading] = React.useState<string | null>(null);
+
   const onDiff = (): void => {
     void api.diffAgainst(runId);
+  };
+
+  const notebook = run ? runNotebookArtifact(run.tags, run.artifacts) : null;
+  const runLabel = run?.name || runId.slice(0, 8);
+
+  const onOpenNotebook = (): void => {
+    if (notebook === null) {
+      return;
+    }
+    setArtifactError(null);
+    api.openNotebook(runId, notebook, runLabel).catch(reason => {
+      setArtifactError(errorText(reason));
+    });
+  };
+
+  const onDownload = (path: string): void => {
+    setArtifactError(null);
+    setDownloading(path);
+    api
+      .downloadArtifact(runId, path)
+      .catch(reason => {
+        setArtifactError(`Cannot download ${path}: ${errorText(reason)}`);
+      })
+      .finally(() => {
+        setDownloading(current => (current === path ? null : current));
+      });
   };
 
   return (
@@ -94,6 +129,19 @@ export function RunDetailsView(props: IRunDetailsViewProps): React.JSX.Element {
         >
           Diff against…
         </button>
+        {notebook !== null && (
+          <button
+            type="button"
+            className="jp-mlops-button"
+            onClick={onOpenNotebook}
+            title={`Open ${notebook} read-only in a tab`}
+            aria-label="Open notebook snapshot (read-only)"
+            data-testid="mlops-run-open-snapshot"
+            data-path={notebook}
+          >
+            Open notebook snapshot
+          </button>
+        )}
       </header>
       <h3 id="jp-mlops-run-title" className="jp-mlops-subtitle">
         {run?.name || runId}
@@ -166,19 +214,34 @@ export function RunDetailsView(props: IRunDetailsViewProps): React.JSX.Element {
           </ol>
 
           <h4 className="jp-mlops-subtitle">Artifacts</h4>
+          {artifactError !== null && (
+            <p
+              className="jp-mlops-error"
+              role="alert"
+              data-testid="mlops-artifact-error"
+            >
+              {artifactError}
+            </p>
+          )}
           <ul className="jp-mlops-artifacts">
+            {notebook !== null && (
+              <ArtifactItem
+                path={notebook}
+                size={null}
+                isDir={false}
+                busy={downloading === notebook}
+                onDownload={onDownload}
+              />
+            )}
             {run.artifacts.map(artifact => (
-              <li
+              <ArtifactItem
                 key={artifact.path}
-                className="jp-mlops-code"
-                data-testid="mlops-run-artifact"
-              >
-                {artifact.path}
-                {artifact.is_dir ? '/' : ''}
-                {artifact.size !== null && !artifact.is_dir
-                  ? ` (${artifact.size} B)`
-                  : ''}
-              </li>
+                path={artifact.path}
+                size={artifact.size}
+                isDir={artifact.is_dir}
+                busy={downloading === artifact.path}
+                onDownload={onDownload}
+              />
             ))}
           </ul>
 
@@ -191,6 +254,46 @@ export function RunDetailsView(props: IRunDetailsViewProps): React.JSX.Element {
         </>
       )}
     </section>
+  );
+}
+
+/**
+ * One artifact: its path and size, and a Download button for a file.
+ */
+function ArtifactItem(props: {
+  path: string;
+  size: number | null;
+  isDir: boolean;
+  busy: boolean;
+  onDownload: (path: string) => void;
+}): React.JSX.Element {
+  const { path, size, isDir, busy, onDownload } = props;
+  return (
+    <li
+      className="jp-mlops-artifact"
+      data-testid="mlops-run-artifact"
+      data-path={path}
+    >
+      <span className="jp-mlops-code">
+        {path}
+        {isDir ? '/' : ''}
+        {size !== null && !isDir ? ` (${size} B)` : ''}
+      </span>
+      {!isDir && (
+        <button
+          type="button"
+          className="jp-mlops-button jp-mlops-artifact-download"
+          onClick={() => onDownload(path)}
+          aria-label={`Download ${path}`}
+          title={`Download ${path}`}
+          aria-busy={busy}
+          disabled={busy}
+          data-testid="mlops-artifact-download"
+        >
+          Download
+        </button>
+      )}
+    </li>
   );
 }
 

@@ -28,6 +28,7 @@ export interface IStatusViewProps {
 
 const SOURCE_LABELS: Record<TrackingSource, string> = {
   argument: 'server argument',
+  setting: 'JupyterLab setting',
   environment: 'environment variable',
   pyproject: 'pyproject.toml',
   default: 'default'
@@ -250,15 +251,19 @@ export class MlopsSidebar extends ReactWidget {
   }
 
   protected render(): React.JSX.Element {
+    // A new tracking location is a new store: each section starts over (key).
+    const store = this._settings.trackingUri;
     return (
       <>
         <StatusView
+          key={`status:${store}`}
           fetchStatus={this._fetchStatus}
           refreshInterval={this._settings.refreshInterval}
           active={this.isVisible}
         />
         {this._runsApi !== null && (
           <RunsView
+            key={`runs:${store}`}
             api={this._runsApi}
             pageSize={this._settings.pageSize}
             refreshInterval={this._settings.refreshInterval}
@@ -267,6 +272,7 @@ export class MlopsSidebar extends ReactWidget {
         )}
         {this._batchesApi !== null && (
           <BatchesView
+            key={`batches:${store}`}
             api={this._batchesApi}
             active={this.isVisible}
             revision={this._batchesRevision}
@@ -274,6 +280,7 @@ export class MlopsSidebar extends ReactWidget {
         )}
         {this._modelsApi !== null && (
           <ModelsView
+            key={`models:${store}`}
             api={this._modelsApi}
             runsApi={this._runsApi}
             active={this.isVisible}

@@ -19,6 +19,41 @@ export interface IRunsApi {
   diffAgainst: (runId: string) => Promise<void>;
   /** Open the notebook diff from reference `a` to `b`. */
   openDiff: (a: string, b: string) => Promise<void>;
+  /** Save one artifact file of a run through the browser's download. */
+  downloadArtifact: (runId: string, path: string) => Promise<void>;
+  /** Open a notebook artifact of a run, read-only, in a main-area tab. */
+  openNotebook: (runId: string, path: string, label: string) => Promise<void>;
+}
+
+/** Tag of a `jupyter mlops run` run: the notebook it executed. */
+export const TAG_INPUT_NOTEBOOK = 'mlops.input_notebook';
+/** Tag of a `jupyter mlops run` run: the snapshot of its input notebook. */
+export const TAG_INPUT_SNAPSHOT = 'mlops.input_snapshot';
+/** Tag of a tracked (`%mlops_track`) run: its latest notebook snapshot. */
+export const TAG_SNAPSHOT = 'mlops.snapshot';
+
+/**
+ * The notebook artifact behind a run, as the server's notebook versions read
+ * it: a papermill run's executed notebook (outputs included), else its input
+ * snapshot; a tracked run's latest snapshot. Null when the run has none.
+ */
+export function runNotebookArtifact(
+  tags: Record<string, string>,
+  artifacts: { path: string; is_dir: boolean }[]
+): string | null {
+  const folders = new Set(artifacts.filter(a => a.is_dir).map(a => a.path));
+  const input = tags[TAG_INPUT_NOTEBOOK];
+  if (input && folders.has('executed')) {
+    const name = input.split(/[\\/]/).pop();
+    if (name) {
+      return `executed/${name}`;
+    }
+  }
+  const digest = tags[TAG_INPUT_SNAPSHOT] || tags[TAG_SNAPSHOT];
+  if (digest && /^[0-9a-f]{8,128}$/.test(digest) && folders.has('snapshots')) {
+    return `snapshots/${digest}.ipynb`;
+  }
+  return null;
 }
 
 /**
