@@ -216,3 +216,26 @@ def test_a_full_reload_starts_by_itself_once_the_index_is_old(tmp_path: Path) ->
         thread.join(30)
     page = index.page([experiment], "tags.late = 'yes'", "attributes.start_time DESC", None, 5)
     assert page is not None and [r.info.run_id for r in page.runs] == [run]
+
+
+def test_on_a_tracking_server_the_index_pages_as_the_server_does(
+    tmp_path: Path, mlflow_server: Any
+) -> None:
+    """The remote set-up: the index reads through the server's REST search like any client."""
+    store = MlflowRunStore(resolve_tracking_location(mlflow_server.uri, cwd=tmp_path))
+    client = store.client
+    experiment = client.create_experiment(f"index-{tmp_path.name}")
+    for i in range(9):
+        run = client.create_run(experiment, run_name=f"remote-{i}").info.run_id
+        metrics = [Metric("acc", (i * 7 % 5) / 5, 0, 0)] if i % 3 else []
+        client.log_batch(run, metrics=metrics, params=[Param("lr", str(i % 2))])
+        client.set_terminated(run, "FINISHED")
+    index = ready_index(store)
+    for order in ("metrics.acc DESC", "params.lr ASC", "attributes.start_time DESC"):
+        for filt in ("", "metrics.acc > 0.3"):
+            expected = mlflow_pages(store, [experiment], filt, order)
+            assert index_pages(index, [experiment], filt, order) == expected, (order, filt)
+    # a run started after loading shows on the next page, over HTTP too
+    late = client.create_run(experiment, run_name="late").info.run_id
+    page = index.page([experiment], "", "attributes.start_time DESC", None, 1)
+    assert page is not None and [r.info.run_id for r in page.runs] == [late]
