@@ -69,6 +69,14 @@ def _make_store(location: TrackingLocation) -> Callable[[], RunStore]:
     return build
 
 
+def _spool_for(location: TrackingLocation) -> Any:
+    """Where this kernel's records wait while the store does not answer."""
+    from jupyter_mlops.core.settings import spool_folder
+    from jupyter_mlops.tracking.spool import Spool
+
+    return Spool(spool_folder(location), location.uri)
+
+
 def start_run(
     experiment: str | None = None,
     run_name: str | None = None,
@@ -99,7 +107,7 @@ def start_run(
         if _writer is None or (_location is not None and _location.uri != location.uri):
             if _writer is not None:
                 _writer.close()
-            _writer = AsyncWriter(_make_store(location))
+            _writer = AsyncWriter(_make_store(location), spool=_spool_for(location))
             _location = location
         install_kernel_shutdown_hook()
         resume = run_id or (os.environ.get(ENV_RUN_ID) if _session is None else None)
@@ -297,6 +305,18 @@ def pending() -> int:
     return _writer.pending_count() if _writer is not None else 0
 
 
+def spooled() -> int:
+    """Records in the offline spool, waiting for the store (0 when it answers)."""
+    return _writer.spooled_count() if _writer is not None else 0
+
+
+def spool_folder() -> str | None:
+    """The folder of this kernel's offline spool (None before tracking started)."""
+    if _writer is None or _writer.spool is None:
+        return None
+    return str(_writer.spool.folder)
+
+
 def finish_for_exit(timeout: float = EXIT_FLUSH_TIMEOUT_S) -> bool:
     """The process is about to end: end our run and write everything queued.
 
@@ -312,12 +332,33 @@ def finish_for_exit(timeout: float = EXIT_FLUSH_TIMEOUT_S) -> bool:
         _session.stop("FINISHED")
     if _writer.flush(timeout) and _writer.last_error is None:
         return True
-    print(
-        f"jupyter-mlops: {_writer.pending_count()} tracking records could not be written "
-        f"at exit: {last_error() or 'timed out'}",
-        file=sys.stderr,
-    )
+    spooled_now, in_memory = _writer.spooled_count(), _writer.pending_count()
+    if spooled_now and not in_memory and _exit_said == spooled_now:
+        return False  # said at the kernel's shutdown already; nothing changed since
+    if spooled_now:
+        _said_at_exit(spooled_now)
+        print(
+            f"jupyter-mlops: the tracking store does not answer ({last_error()}); "
+            f"{spooled_now} tracking records are kept in the spool {spool_folder()}: they are "
+            "written when a process tracking to this store sees it answer, or by "
+            "`jupyter mlops sync`",
+            file=sys.stderr,
+        )
+    if in_memory or not spooled_now:
+        print(
+            f"jupyter-mlops: {in_memory} tracking records could not be written "
+            f"at exit: {last_error() or 'timed out'}",
+            file=sys.stderr,
+        )
     return False
+
+
+_exit_said = 0
+
+
+def _said_at_exit(spooled_now: int) -> None:
+    global _exit_said
+    _exit_said = spooled_now
 
 
 def install_kernel_shutdown_hook() -> None:

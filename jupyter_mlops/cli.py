@@ -31,6 +31,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     location = resolve_tracking_location(args.tracking_uri)
     status = collect_status(location)
+    status["spool"] = _spool_status(location)
     if args.json:
         print(json.dumps(status, indent=2))
         return 0 if status["store"]["ok"] else 3
@@ -42,7 +43,64 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"artifacts:     {tracking['artifact_uri']}")
     print(f"project root:  {tracking['project_root']}")
     print(f"store:         {'answers' if store['ok'] else 'UNREACHABLE'} - {store['message']}")
+    spool = status["spool"]
+    if spool["pending"]:
+        print(
+            f"spool:         {spool['pending']} records waiting in {spool['folder']} "
+            "(`jupyter mlops sync` writes them)"
+        )
+    else:
+        print("spool:         empty")
     return 0 if store["ok"] else 3
+
+
+def _spool_status(location: Any) -> dict[str, Any]:
+    """How many records the offline spool holds for this store."""
+    from jupyter_mlops.core.settings import spool_folder
+    from jupyter_mlops.tracking.spool import Spool
+
+    spool = Spool(spool_folder(location), location.uri)
+    return {"folder": str(spool.folder), "pending": spool.pending_count(any_store=False)}
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from jupyter_mlops.core.errors import StoreUnavailableError
+    from jupyter_mlops.core.settings import redact_uri, resolve_tracking_location, spool_folder
+    from jupyter_mlops.tracking.spool import Spool
+
+    location = resolve_tracking_location(args.tracking_uri)
+    spool = Spool(spool_folder(location), location.uri)
+    pending = spool.pending()
+    mine = [info for info in pending if info.tracking_uri == spool.tracking_uri]
+    for info in pending:
+        if info not in mine:
+            print(f"kept for another store: {info.describe()}", file=sys.stderr)
+    count = sum(len(info.pending) for info in mine)
+    if args.dry_run:
+        for info in mine:
+            print(info.describe())
+        print(f"jupyter mlops sync: {count} records pending in {spool.folder}")
+        return 0
+    if not count:
+        print(f"jupyter mlops sync: nothing to replay in {spool.folder}")
+        return 0
+    from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+
+    try:
+        store = MlflowRunStore(location)
+        report = spool.replay(store)
+    except StoreUnavailableError as error:
+        left = spool.pending_count(any_store=False)
+        raise StoreUnavailableError(
+            f"{error}; {left} records kept in {spool.folder}, run sync again when it answers"
+        ) from None
+    for message in report.skipped:
+        print(f"jupyter mlops sync: {message}", file=sys.stderr)
+    print(
+        f"jupyter mlops sync: {report.replayed} records replayed from {report.journals} "
+        f"journal(s) into {redact_uri(location.uri)}"
+    )
+    return 0
 
 
 @contextlib.contextmanager
@@ -419,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--dry-run", action="store_true", help="say what would run, run nothing"
             )
+    sync = commands.add_parser(
+        "sync", help="write the records the offline spool kept while the store did not answer"
+    )
+    sync.add_argument("--dry-run", action="store_true", help="list what is pending, write nothing")
+    sync.set_defaults(handler=_cmd_sync)
     sweep = commands.add_parser(
         "sweep", help="end RUNNING runs whose process died (no heartbeat) as KILLED"
     )

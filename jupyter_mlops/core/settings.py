@@ -39,6 +39,7 @@ ENV_NOTEBOOK = "JUPYTER_MLOPS_NOTEBOOK"
 ENV_KERNEL_NAME = "JUPYTER_MLOPS_KERNEL_NAME"
 ENV_SESSION_NAME = "JPY_SESSION_NAME"
 ENV_HEARTBEAT = "JUPYTER_MLOPS_HEARTBEAT"
+ENV_SPOOL = "JUPYTER_MLOPS_SPOOL"
 ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_TRACKING_URI: "MLflow tracking location; overrides pyproject.toml and the default",
     ENV_ALLOW_FILE_STORE: "MLflow refuses a plain-folder store unless this is 'true'",
@@ -48,11 +49,13 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_KERNEL_NAME: "set by our runner in a kernel: the kernel's name, for the run's tags",
     ENV_SESSION_NAME: "set by jupyter_server in a kernel: the notebook's path",
     ENV_HEARTBEAT: "how often a live run tags mlops.heartbeat (default 60s; 30s, 2m...)",
+    ENV_SPOOL: "folder of the offline spool instead of <project root>/.mlops/spool",
 }
 
 DEFAULT_DIRNAME = ".mlops"
 DEFAULT_DB_NAME = "mlflow.db"
 DEFAULT_ARTIFACTS_DIRNAME = "artifacts"
+SPOOL_DIRNAME = "spool"
 PYPROJECT_TABLE = "jupyter-mlops"
 
 Source = Literal["argument", "setting", "environment", "pyproject", "default"]
@@ -322,6 +325,21 @@ def resolve_tracking_override(text: str, root: Path) -> TrackingLocation:
     uri, artifacts = _anchor_relative(checked, root.resolve())
     detail = f"trackingUri = {redact_uri(text.strip())}"
     return TrackingLocation(uri, "setting", detail, find_project_root(root), artifacts)
+
+
+def spool_folder(location: TrackingLocation, environ: Mapping[str, str] | None = None) -> Path:
+    """Where records wait while the store does not answer: ``<project root>/.mlops/spool``.
+
+    ``JUPYTER_MLOPS_SPOOL`` names another folder; with ``JUPYTER_MLOPS_HOME`` set, the spool
+    is ``spool/`` in that folder, next to the embedded store.
+    """
+    env = os.environ if environ is None else environ
+    override = env.get(ENV_SPOOL, "").strip()
+    if override:
+        return Path(override).expanduser().resolve()
+    home = env.get(ENV_HOME, "").strip()
+    base = Path(home).expanduser().resolve() if home else location.project_root / DEFAULT_DIRNAME
+    return base / SPOOL_DIRNAME
 
 
 def redact_uri(uri: str) -> str:

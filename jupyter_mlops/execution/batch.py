@@ -170,8 +170,10 @@ class BatchRunner:
     def _store(self) -> Any:
         if self.store is None:
             from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+            from jupyter_mlops.tracking.patience import PatientStore
 
-            self.store = MlflowRunStore(self.location)
+            # Runs are opened and closed here: through a short outage, wait (patience.py).
+            self.store = PatientStore(MlflowRunStore(self.location))
         return self.store
 
     def _resume_points(self, batch_id: str) -> tuple[list[_Point], dict[str, Any]]:

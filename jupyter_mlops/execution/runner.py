@@ -274,7 +274,14 @@ def open_run(
 
 
 def close_run(store: Any, run_id: str, plan: RunPlan, status: str, failure: Failure | None) -> None:
-    """Log the executed notebook (masked) and the failure, then end the run."""
+    """Log the executed notebook (masked) and the failure, then end the run.
+
+    What the kernel left in the offline spool (it ended while the store was down) is
+    replayed first, so the run is complete before its final status.
+    """
+    replay_spool = getattr(store, "replay_spool", None)
+    if replay_spool is not None:
+        replay_spool()
     tags: dict[str, str] = {}
     if failure is not None:
         tags[TAG_FAILURE] = failure.message[:2000]
@@ -598,11 +605,12 @@ def run_notebook(
     plan = plan_run(request, location.project_root)
     if store is None:
         from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+        from jupyter_mlops.tracking.patience import PatientStore
 
-        store = MlflowRunStore(location)
+        store = PatientStore(MlflowRunStore(location))
     run_id = open_run(plan, store, run_id)
     failure: Failure | None
-    heartbeat = run_heartbeat(store, run_id)
+    heartbeat = run_heartbeat(getattr(store, "inner", store), run_id)
     try:
         failure = execute_plan(plan, kernel_overlay(plan, run_id, location.uri))
     except BaseException:

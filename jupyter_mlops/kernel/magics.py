@@ -33,6 +33,8 @@ CELL_MAGIC = "%%mlops_track"
 MAX_EXPERIMENT_NAME = 500
 #: MLflow stores a metric step as a signed 64-bit integer.
 STEP_RANGE = (-(2**63), 2**63 - 1)
+#: How an error of the offline spool begins (a full disk): said even after a store problem.
+SPOOL_FAILURE = "cannot spool"
 #: ``%mlops_track stop`` stops waiting once the store has been failing this long.
 STOP_PATIENCE_S = 5.0
 
@@ -228,6 +230,13 @@ class MlopsMagics(Magics):
             print(f"mlops: {run} ended FINISHED")
             return
         self._store_problem_shown = api.last_error()  # this line names it
+        if api.spooled() and not api.pending():
+            _say(
+                f"mlops: {run} ends FINISHED when the store answers: {api.spooled()} records "
+                f"are kept in the spool {api.spool_folder()} ({api.last_error()}); this kernel "
+                "writes them when the store answers, `jupyter mlops sync` does too"
+            )
+            return
         _say(
             f"mlops: {run} is not ended yet, {api.pending()} records kept queued: "
             f"{api.last_error() or 'the store is still writing'}; they are written and the "
@@ -253,6 +262,7 @@ class MlopsMagics(Magics):
             f"mlops: run {run} in experiment {session.experiment!r}, tracking {state}, "
             f"{len(session.cells)} tracked cells, {len(session.params)} params, "
             f"{api.pending()} records queued"
+            + (f", {api.spooled()} in the spool {api.spool_folder()}" if api.spooled() else "")
         )
         error = api.last_error()
         if error:
@@ -377,9 +387,18 @@ class MlopsMagics(Magics):
         error = api.last_error()
         if error is None:
             self._store_problem_shown = None
-        elif self._store_problem_shown is None:
+        elif self._store_problem_shown is None or (
+            error.startswith(SPOOL_FAILURE)
+            and not self._store_problem_shown.startswith(SPOOL_FAILURE)
+        ):
             self._store_problem_shown = error
-            _say(f"mlops: store problem, records kept queued and retried: {error}")
+            if api.spooled():
+                _say(
+                    f"mlops: store problem, records kept in the spool {api.spool_folder()} "
+                    f"and written when it answers: {error}"
+                )
+            else:
+                _say(f"mlops: store problem, records kept queued and retried: {error}")
 
     def _record(self, tracked: _TrackedCell, result: Any, duration: float) -> None:
         from jupyter_mlops import api

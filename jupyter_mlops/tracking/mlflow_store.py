@@ -9,8 +9,9 @@ become our typed errors, in one line.
 
 A tracking server that stopped answering fails fast: MLflow's HTTP client retries a
 refused connection for about four minutes before it raises, while the writer above keeps
-records and retries with its own backoff, so before talking to a server that failed or was
-idle the store asks its ``/health`` with a short timeout.
+records (in the offline spool) and retries with its own backoff, so before talking to a
+server that failed or was idle the store asks its ``/health`` with a short timeout, and
+MLflow's own retries are made short (``HTTP_DEFAULTS``, unless the user set them).
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ MAX_BATCH_JSON_BYTES = 500_000
 #: A server not talked to for this long (or that failed last time) is probed first.
 PROBE_AFTER_IDLE_S = 0.5
 PROBE_TIMEOUT_S = 3.0
+#: MLflow's HTTP client settings used unless the user set them: a dead server is found
+#: out in a few seconds (2 retries, 1 s backoff factor), a slow answer waits 30 s.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 #: Longest error text passed up: it becomes one line under a cell.
 MAX_ERROR_TEXT = 300
 T = TypeVar("T")
@@ -234,6 +242,12 @@ class MlflowRunStore:
         # Against a tracking server, ending a run prints "View run ... at: URL" lines on
         # stdout (after one more GET of the run): they would land in a CLI's result table.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        if location.kind == "http":
+            # A server that went away must be noticed in seconds: MLflow's defaults retry a
+            # refused request for minutes (7 retries, backoff factor 2, 120 s timeout). What
+            # the writer cannot write meanwhile goes to the offline spool (spool.py).
+            for name, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
         # Creating a database logs its migrations at INFO on stderr: noise in a CLI's output.
         for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -457,9 +471,11 @@ class MlflowRunStore:
                 lambda: self.client.log_artifact(run_id, str(local), artifact_path=parent),
             )
 
-    def end_run(self, run_id: str, status: str) -> None:
+    def end_run(self, run_id: str, status: str, end_time_ms: int | None = None) -> None:
+        """End the run now, or at ``end_time_ms`` (a replayed end keeps its own time)."""
         self._call(
-            f"ending run {run_id}", lambda: self.client.set_terminated(run_id, status=status)
+            f"ending run {run_id}",
+            lambda: self.client.set_terminated(run_id, status=status, end_time=end_time_ms),
         )
 
     def read_artifact(self, run_id: str, path: str) -> bytes:

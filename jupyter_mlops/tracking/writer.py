@@ -10,7 +10,16 @@ tests.
 
 When the store fails, the pending operations stay queued and are tried again with
 backoff; the error is kept for the adapter to show in one line. Nothing is dropped for a
-store that fails. What the store refuses for good (a ``UsageError``: a value it will never
+store that fails. With a spool (``spool.py``) the writer goes offline instead: what is
+queued and what comes next is written to the spool's journal on disk, in order, so a
+flush (at kernel exit too) ends in seconds; the thread tries the store again with backoff
+(at once when someone flushes), replays the journal in order once it answers, and then
+writes to the store again. What cannot be spooled waits in memory: everything after an
+operation that must create a run first (its id comes from the store), and on its own an
+operation that needs the store's client (dataset inputs). A spool that cannot be written
+(a full disk) keeps what is left in memory, retried, and says so in ``last_error``.
+
+What the store refuses for good (a ``UsageError``: a value it will never
 accept) and our own bugs are given up, one operation each, and reported through
 ``take_dropped()`` so the adapter says so instead of the queue blocking forever.
 """
@@ -24,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jupyter_mlops.core.errors import MlopsError, UsageError
+from jupyter_mlops.tracking.spool import Journal, NotSpoolable, Spool, SpoolError, SpoolingStore
 from jupyter_mlops.tracking.store import Batch, RunStore
 
 #: How long the thread waits after the first record for more to coalesce with it; while
@@ -34,6 +44,8 @@ LINGER_S = 0.02
 MAX_LINGER_S = 0.5
 MAX_PENDING = 2000
 MAX_BACKOFF_S = 30.0
+#: Offline, the store is tried again at most this long after the last try.
+MAX_OFFLINE_BACKOFF_S = 10.0
 
 
 @dataclass
@@ -53,7 +65,11 @@ class AsyncWriter:
     """Owns the store (built lazily in the thread: importing MLflow takes seconds)."""
 
     def __init__(
-        self, store_factory: Callable[[], RunStore], linger_s: float = LINGER_S, name: str = "mlops"
+        self,
+        store_factory: Callable[[], RunStore],
+        linger_s: float = LINGER_S,
+        name: str = "mlops",
+        spool: Spool | None = None,
     ) -> None:
         self._store_factory = store_factory
         self._store: RunStore | None = None
@@ -68,6 +84,19 @@ class AsyncWriter:
         self.last_error: MlopsError | None = None
         self._dropped: list[str] = []
         self.errors_seen = 0
+        # Offline state: the store failed; operations go to the spool (or wait, without one).
+        self.spool = spool
+        self._journal: Journal | None = spool.journal() if spool is not None else None
+        self._offline = False
+        self._blocked = False  # offline: the head of _pending cannot be spooled (yet)
+        self._retry_at = 0.0
+        self._retry_wanted = False  # a flush asks for one try of the store now
+        self._backoff = 0.5
+        self._uncertain = False  # the next spooled operation may be in the store already
+        self._unpublished: MlopsError | None = None
+        self._deferred: list[Operation] = []
+        self._spooled = 0
+        self._orphans_checked = spool is None
         self._thread = threading.Thread(target=self._loop, name=f"{name}-writer", daemon=True)
         self._thread.start()
 
@@ -96,13 +125,21 @@ class AsyncWriter:
             self.submit(Operation(lambda _store: None, batch=batch, run_ref=run_ref))
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far is written; False if ``timeout`` ran out."""
+        """Wait until everything queued so far is written; False if ``timeout`` ran out.
+
+        Offline, "written" includes "in the spool": the flush asks for one more try of the
+        store and returns once it was made and nothing is left in memory but what cannot be
+        spooled on its own; ``spooled_count()`` and ``last_error`` then say what is left.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._waiters += 1
             self._hurry.set()
+            if self._offline:
+                self._retry_wanted = True
+                self._lock.notify_all()
             try:
-                while self._pending or self._busy:
+                while self._pending or self._busy or (self._retry_wanted and self._offline):
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return False
@@ -126,8 +163,18 @@ class AsyncWriter:
         return dropped
 
     def pending_count(self) -> int:
+        """Operations in memory: queued, being written, or waiting for the store itself."""
         with self._lock:
-            return len(self._pending) + (1 if self._busy else 0)
+            return len(self._pending) + len(self._deferred) + (1 if self._busy else 0)
+
+    def spooled_count(self) -> int:
+        """Records this writer put in the spool that are not in the store yet."""
+        with self._lock:
+            return self._spooled
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
 
     def close(self, timeout: float | None = 30.0) -> bool:
         flushed = self.flush(timeout)
@@ -136,17 +183,34 @@ class AsyncWriter:
             self._hurry.set()
             self._lock.notify_all()
         self._thread.join(timeout=5)
+        if self._journal is not None:
+            self._journal.close()
         return flushed
 
     # -- consumer side ----------------------------------------------------------
-    def _take(self) -> list[Operation] | None:
+    def _next(self) -> str:
+        """What the thread does next: ``work`` on the queue, ``recover``, or ``stop``."""
         with self._lock:
-            while not self._pending and not self._closed:
-                self._lock.wait()
-            if not self._pending:
-                return None
+            while True:
+                if self._offline and self._retry_wanted:
+                    break
+                if self._pending and not (self._offline and self._blocked):
+                    self._busy = True
+                    return "work"
+                if self._closed:
+                    return "stop"
+                if self._offline:
+                    remaining = self._retry_at - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._lock.wait(remaining)
+                else:
+                    self._lock.wait()
             self._busy = True
-        if self._linger_s:
+            return "recover"
+
+    def _take(self) -> list[Operation]:
+        if self._linger_s and not self._offline:
             self._linger()
         with self._lock:
             taken = list(self._pending)
@@ -194,54 +258,171 @@ class AsyncWriter:
                 merged.append(operation)
         return merged
 
-    def _run(self, operation: Operation) -> None:
+    def _real_store(self) -> RunStore:
         if self._store is None:
             self._store = self._store_factory()
+        return self._store
+
+    @staticmethod
+    def _run(operation: Operation, store: RunStore) -> None:
         if operation.batch is not None and operation.run_ref is not None:
-            self._store.log_batch(operation.run_ref(), operation.batch)
+            store.log_batch(operation.run_ref(), operation.batch)
         else:
-            operation.action(self._store)
+            operation.action(store)
 
     def _loop(self) -> None:
-        backoff = 0.5
         while True:
-            taken = self._take()
-            if taken is None:
+            step = self._next()
+            if step == "stop":
                 return
-            queue = deque(self._coalesce(taken))
-            while queue:
-                operation = queue[0]
+            if step == "recover":
+                self._recover()
+            else:
+                self._work(self._take())
+            with self._lock:
+                self._busy = False
+                self._lock.notify_all()
+
+    def _go_offline(self, error: MlopsError, blocked: bool, publish: bool = True) -> None:
+        """Called with the lock held: try the store again after the backoff."""
+        if publish:
+            self.last_error = error
+        else:  # said once what is queued is in the spool (or why it is not)
+            self._unpublished = error
+        self.errors_seen += 1
+        self._offline = True
+        self._blocked = blocked
+        self._retry_at = time.monotonic() + self._backoff
+        limit = MAX_OFFLINE_BACKOFF_S if self.spool is not None else MAX_BACKOFF_S
+        self._backoff = min(self._backoff * 2, limit)
+
+    def _recover(self) -> None:
+        """Offline: try the store; replay the spool in order; then back to the store."""
+        with self._lock:
+            self._retry_wanted = False
+        try:
+            store = self._real_store()
+            if self.spool is not None:
+                self.spool.replay(
+                    store,
+                    own=self._journal,
+                    include_live=False,
+                    on_skipped=self._drop,
+                )
+        except UsageError as error:  # not the store's fault: say so, try later
+            with self._lock:
+                self._go_offline(error, blocked=self.spool is None)
+            return
+        except MlopsError as error:
+            with self._lock:
+                self._go_offline(error, blocked=self.spool is None)
+            return
+        except Exception as error:  # a bug of ours: keep the spool, say so once
+            self._drop(f"cannot replay the spool, internal error: {error!r}")
+            with self._lock:
+                failure = SpoolError(f"cannot replay the spool: {error!r}")
+                self._go_offline(failure, blocked=self.spool is None)
+            return
+        with self._lock:
+            self._offline = False
+            self._retry_wanted = False  # what a flush asked for while this try ran: done
+            self._blocked = False
+            self._spooled = 0
+            self._orphans_checked = True
+            self.last_error = None
+            self._backoff = 0.5
+            # Operations that waited for the store itself go first: they are older.
+            self._pending.extendleft(reversed(self._deferred))
+            self._deferred = []
+
+    def _work(self, taken: list[Operation]) -> None:
+        queue = deque(self._coalesce(taken))
+        while queue:
+            operation = queue[0]
+            if self._offline:
+                outcome = self._spool_one(operation, queue)
+                if outcome == "stop":
+                    return
+                if outcome == "deferred":  # waits in memory, not done yet
+                    queue.popleft()
+                    continue
+            else:
                 try:
-                    self._run(operation)
-                except UsageError as error:  # the store refuses this for good: retrying is futile
+                    self._run(operation, self._real_store())
+                except UsageError as error:  # the store refuses this for good
                     self._drop(f"not written, the store refused it: {error}")
                 except MlopsError as error:
-                    self.last_error = error
-                    self.errors_seen += 1
                     with self._lock:
-                        # Put what is left back at the head, in order, and wait before retrying.
+                        if self.spool is not None:
+                            # It may be written in part: its records are checked on replay.
+                            self._go_offline(error, blocked=False, publish=False)
+                            self._uncertain = True
+                            continue
+                        self._go_offline(error, blocked=True)
                         self._pending.extendleft(reversed(queue))
-                        self._busy = False
-                        self._lock.notify_all()
-                        if self._closed:
-                            return
-                        self._lock.wait(backoff)
-                        self._busy = True
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
-                    queue.clear()
-                    with self._lock:
-                        queue.extend(self._pending)
-                        self._pending.clear()
-                    continue
+                    return
                 except Exception as error:  # a bug of ours must not kill the thread silently
                     self._drop(f"not written, internal error while tracking: {error!r}")
                 else:
                     self.last_error = None
-                queue.popleft()
-                operation.done.set()
-                for done in operation.merged:
-                    done.set()
-                backoff = 0.5
+                    self._backoff = 0.5
+                    if not self._orphans_checked:
+                        self._adopt_orphans()
+            queue.popleft()
+            operation.done.set()
+            for done in operation.merged:
+                done.set()
+
+    def _spool_one(self, operation: Operation, queue: deque[Operation]) -> str:
+        """Write ``operation`` to the journal: ``done``; ``deferred`` when it waits in memory
+        on its own; ``stop`` when it and the rest of ``queue`` wait in memory."""
+        assert self._journal is not None
+        spooling = SpoolingStore(self._journal, uncertain=self._uncertain)
+        unpublished, self._unpublished = self._unpublished, None
+        try:
+            self._run(operation, spooling)
+        except NotSpoolable as signal:
+            if not signal.blocking:
+                with self._lock:
+                    self._deferred.append(operation)
+                return "deferred"
             with self._lock:
-                self._busy = False
-                self._lock.notify_all()
+                self._blocked = True
+                self._pending.extendleft(reversed(queue))
+            return "stop"
+        except SpoolError as error:
+            with self._lock:
+                self.last_error = error
+                self._blocked = True
+                self._pending.extendleft(reversed(queue))
+            return "stop"
+        except UsageError as error:
+            self._drop(f"not written, refused: {error}")
+        except MlopsError as error:  # an operation that asked the store something itself
+            with self._lock:
+                self.last_error = error
+                self._blocked = True
+                self._pending.extendleft(reversed(queue))
+            return "stop"
+        except Exception as error:
+            self._drop(f"not written, internal error while tracking: {error!r}")
+        finally:
+            with self._lock:
+                self._spooled += spooling.records
+                # The store's error is published once its records are in the spool.
+                if unpublished is not None and not isinstance(self.last_error, SpoolError):
+                    self.last_error = unpublished
+        self._uncertain = False
+        return "done"
+
+    def _adopt_orphans(self) -> None:
+        """Once the store answers: replay journals left by processes that ended offline."""
+        self._orphans_checked = True
+        assert self.spool is not None
+        try:
+            if self.spool.journal_paths():
+                self.spool.replay(self._real_store(), include_live=False, on_skipped=self._drop)
+        except MlopsError:
+            self._orphans_checked = False  # tried again after the next write that works
+        except OSError:
+            pass

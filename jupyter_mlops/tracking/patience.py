@@ -1,0 +1,84 @@
+"""A store that waits out a short outage: the runner's and the batch orchestrator's store.
+
+``jupyter mlops run`` and ``batch`` open and close runs themselves: the run id comes from
+the store (MLflow makes it), so creating a run cannot be spooled, and the run's result
+table is read back from the store. Their calls are therefore retried with backoff while
+the store does not answer, for up to ``STORE_PATIENCE_S`` (a server restarted or moved
+in a minute or two is survived; a store down for longer fails the command with the one
+line of ``StoreUnavailableError``). A store that has not answered once yet, and what the
+store refuses (``UsageError``), fail at once.
+
+Before a run is closed, the journals kernels left in the offline spool when they ended
+while the store was down are replayed (:meth:`PatientStore.replay_spool`), so the run's
+metrics are in before its final status and result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from jupyter_mlops.core.errors import StoreUnavailableError
+
+T = TypeVar("T")
+#: How long a run's own store calls wait for a store that does not answer.
+STORE_PATIENCE_S = 120.0
+MAX_DELAY_S = 5.0
+
+
+def patiently(
+    action: Callable[[], T],
+    patience_s: float = STORE_PATIENCE_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``action()``, tried again with backoff while the store does not answer."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.5
+    while True:
+        try:
+            return action()
+        except StoreUnavailableError:
+            if time.monotonic() + delay > deadline:
+                raise
+            sleep(delay)
+            delay = min(delay * 2, MAX_DELAY_S)
+
+
+class PatientStore:
+    """Every call of ``inner`` (an ``MlflowRunStore``), retried through a short outage."""
+
+    def __init__(self, inner: Any, patience_s: float = STORE_PATIENCE_S) -> None:
+        self.inner = inner
+        self.patience_s = patience_s
+        #: Whether the store answered once: only then is an outage waited for.
+        self.answered = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not self.answered:  # a store down from the start: say so at once
+                result = attribute(*args, **kwargs)
+            else:
+                result = patiently(lambda: attribute(*args, **kwargs), self.patience_s)
+            self.answered = True
+            return result
+
+        return call
+
+    def replay_spool(self) -> int:
+        """Replay the journals of processes that ended offline; records replayed."""
+        from jupyter_mlops.core.settings import spool_folder
+        from jupyter_mlops.tracking.spool import Spool
+
+        location = getattr(self.inner, "location", None)
+        if location is None:
+            return 0
+        spool = Spool(spool_folder(location), location.uri)
+        if not spool.journal_paths():
+            return 0
+        report = patiently(lambda: spool.replay(self.inner, include_live=False), self.patience_s)
+        return report.replayed

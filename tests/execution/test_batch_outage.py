@@ -1,0 +1,100 @@
+"""A tracking server that goes away for 30 s in the middle of a batch (issue 8).
+
+The kernels keep logging into the offline spool, the orchestrator waits for the server
+to open and close runs, and once it answers everything is written: every metric value
+exactly once, every run with its final status, the spool empty.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from mlflow_server import MlflowServer
+
+from jupyter_mlops.core.settings import resolve_tracking_location, spool_folder
+from jupyter_mlops.tracking.spool import Spool
+
+from conftest import VENV_BIN, clean_env, copy_notebook
+
+OUTAGE_S = 30.0
+POINTS = (1, 2, 3, 4)
+STEPS = 40
+
+
+def first_metric_logged(client: MlflowClient, experiment: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            runs = client.search_runs([found.experiment_id], "metrics.value >= 0")
+            if runs:
+                return
+        time.sleep(0.3)
+    raise AssertionError("no point logged a metric in time")
+
+
+def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
+    project: Path, mlflow_server: MlflowServer
+) -> None:
+    copy_notebook("slow_metrics.ipynb", project)
+    grid = ",".join(str(p) for p in POINTS)
+    batch = subprocess.Popen(
+        [
+            str(VENV_BIN / "jupyter-mlops"),
+            "batch",
+            "slow_metrics.ipynb",
+            "--grid",
+            f"point={grid}",
+            "--workers",
+            "2",
+            "--experiment",
+            "offline-batch",
+        ],
+        cwd=project,
+        env=clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        client = MlflowClient(mlflow_server.uri)
+        # Given a batch whose first points are logging
+        first_metric_logged(client, "offline-batch", time.monotonic() + 120)
+        # When the server stops for 30 s and comes back on the same port
+        location = resolve_tracking_location(mlflow_server.uri, cwd=project)
+        spool = Spool(spool_folder(location, environ={}), location.uri)
+        stopped = time.monotonic()
+        mlflow_server.stop()
+        time.sleep(OUTAGE_S / 2)
+        spooled_during_outage = spool.pending_count()
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
+        mlflow_server.start()
+        stdout, stderr = batch.communicate(timeout=300)
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+            batch.communicate()
+    # Then the batch finished every point
+    assert batch.returncode == 0, stderr
+    assert "4/4 points finished" in stdout
+    experiment = client.get_experiment_by_name("offline-batch")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("mlops.kind") == "batch"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(children) == len(POINTS), "one run per point, no stray run"
+    assert parents[0].info.status == "FINISHED"
+    for run in children:
+        point = int(run.data.params["point"])
+        history = client.get_metric_history(run.info.run_id, "value")
+        assert sorted((m.step, m.value) for m in history) == [
+            (step, point * 1000 + step) for step in range(STEPS)
+        ], f"point {point} lost or duplicated values"
+        assert run.info.status == "FINISHED", point
+        assert run.info.end_time is not None
+    # And the kernels kept their records in the spool meanwhile, which holds nothing any more
+    assert spooled_during_outage > 0
+    assert spool.pending_count() == 0
+    assert spool.journal_paths() == []
