@@ -9,7 +9,9 @@ notebook the diff applies to.
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import io
 import json
 import re
@@ -122,6 +124,44 @@ def _read(path: Path) -> str:
     return re.sub(r"^//# sourceMappingURL=.*$", "", text, flags=re.MULTILINE)
 
 
+def _inline_script(code: str) -> str:
+    """``<script>`` text as the browser hashes it: HTML parsing turns CR LF and CR into LF."""
+    code = code.replace("\r\n", "\n").replace("\r", "\n")
+    if "</script" in code.lower():  # would end the element early: never in nbdime's bundle
+        raise ValueError("an inlined script contains </script")
+    return code
+
+
+def _csp_hash(code: str) -> str:
+    digest = hashlib.sha256(code.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
+def _content_security_policy(scripts: list[str]) -> str:
+    """Only the page's own scripts run; nothing is fetched, framed or submitted.
+
+    The notebooks' outputs are rendered by nbdime through JupyterLab's sanitizer as
+    untrusted; this policy is the second wall: a ``<script>``, an event handler, a
+    ``javascript:`` URL, an ``eval`` (a JavaScript output rendered trusted) or a frame
+    coming from a notebook is refused by the browser, and so is any remote image or
+    request (the page works offline).
+    """
+    hashes = " ".join(_csp_hash(code) for code in scripts)
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {hashes}",
+            "style-src 'unsafe-inline'",
+            "img-src data: blob:",
+            "font-src data:",
+            "frame-src 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
+
+
 def _escape(text: str) -> str:
     import html
 
@@ -157,9 +197,10 @@ def render_html(result: NotebookDiff) -> str:
     # The lazily loaded chunks (MathJax, editor languages) go in first: webpack's runtime
     # adopts chunks already pushed when it starts, so the page never fetches a file.
     chunks = sorted(static.glob("[0-9]*.nbdime.js"), key=lambda p: p.name)
-    scripts = "\n".join(
-        f"<script>{_read(path)}</script>" for path in [*chunks, static / "nbdime.js"]
-    )
+    code = [_inline_script(_FETCH_SHIM)]
+    code += [_inline_script(_read(path)) for path in [*chunks, static / "nbdime.js"]]
+    shim, scripts = code[0], "\n".join(f"<script>{text}</script>" for text in code[1:])
+    policy = _content_security_policy(code)
     config = {
         "base": result.a.label,
         "remote": result.b.label,
@@ -171,9 +212,12 @@ def render_html(result: NotebookDiff) -> str:
 <html>
 <head>
 <meta charset="utf-8"/>
+<meta http-equiv="Content-Security-Policy" content="{policy}"/>
 <meta name="viewport" content="width=device-width, initial-scale=1.0"/>
 <title>Notebook diff: {a} → {b}</title>
-<style>#nbdime-diff-form {{ display: none; }} body {{ font-family: sans-serif; }}</style>
+<style>#nbdime-diff-form {{ display: none; }} body {{ font-family: sans-serif; }}
+/* outputs stay untrusted: no per-output "Trust" button (the policy refuses scripts anyway) */
+.jp-Diff-trustOutputButton {{ display: none !important; }}</style>
 </head>
 <body>
 <div id="nbdime-header" class="nbdime-Diff">
@@ -199,7 +243,7 @@ def render_html(result: NotebookDiff) -> str:
 <script id="mlops-diff-data" type="application/json">{
         _script_json({"base": result.base, "diff": result.diff})
     }</script>
-<script>{_FETCH_SHIM}</script>
+<script>{shim}</script>
 {scripts}
 </body>
 </html>

@@ -9,6 +9,7 @@ import type { ITranslator } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 import type { IDiffEntry } from 'nbdime/lib/diff/diffentries';
 import { NotebookDiffModel } from 'nbdime/lib/diff/model';
+import type { OutputDiffModel } from 'nbdime/lib/diff/model';
 
 import { MlopsApiError } from '../api';
 import { IDiffResponse, IRefInfo } from '../model';
@@ -48,11 +49,40 @@ export function errorText(error: unknown): IErrorText {
 }
 
 /**
- * nbdime's model of a diff answer.
+ * nbdime's model of a diff answer, every output pinned untrusted.
  *
  * @throws when the notebook or the diff is not what nbdime expects
  */
 export function diffModel(data: IDiffResponse): NotebookDiffModel {
+  const model = nbdimeModel(data);
+  for (const cell of model.cells) {
+    for (const output of cell.outputs ?? []) {
+      pinUntrusted(output);
+    }
+  }
+  return model;
+}
+
+/**
+ * Keep one output untrusted for good.
+ *
+ * nbdime puts a "Trust" button on each output (shown on hover) that re-renders it
+ * trusted: its `<script>`s, event handlers and JavaScript outputs would then run in
+ * Lab's page, with the user's Jupyter credentials. A diff or a review shows notebooks
+ * someone else ran, so its outputs are only ever rendered through rendermime's
+ * sanitizer: `trusted` reads false and ignores writes (the button is hidden by
+ * style/diff.css as well).
+ */
+function pinUntrusted(output: OutputDiffModel): void {
+  Object.defineProperty(output, 'trusted', {
+    configurable: false,
+    enumerable: true,
+    get: () => false,
+    set: () => undefined
+  });
+}
+
+function nbdimeModel(data: IDiffResponse): NotebookDiffModel {
   if (
     data === null ||
     typeof data !== 'object' ||
