@@ -4,7 +4,8 @@
 ``.stop()`` ends its whole process group and ``.start()`` brings it back on the same port, with
 the same backend store and artifact folder, so a test can take the store away mid-notebook
 and give it back. The backend store URI is a parameter (SQLite by default; a PostgreSQL URI
-works the same way).
+works the same way); ``extra_args`` are added to the command line and ``extra_env`` to the
+server's environment (``--app-name basic-auth`` with ``MLFLOW_AUTH_CONFIG_PATH``, say).
 
 The ``mlflow_server`` fixture shares one server per test session and hands it out running:
 a test that stopped it leaves nothing broken for the next one.
@@ -37,7 +38,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _server_env() -> dict[str, str]:
+def _server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment without tracking settings, and without MLflow's job runner.
 
     The job runner (huey consumers for GenAI jobs) would add four processes per server that
@@ -46,6 +47,7 @@ def _server_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "JUPYTER_MLOPS"))}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env.update(extra or {})
     return env
 
 
@@ -58,6 +60,7 @@ class MlflowServer:
         backend_store_uri: str | None = None,
         port: int | None = None,
         extra_args: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +68,7 @@ class MlflowServer:
         self.artifacts = workdir / "artifacts"
         self.port = port or _free_port()
         self.extra_args = list(extra_args or [])
+        self.extra_env = dict(extra_env or {})
         self.log_path = workdir / "mlflow-server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -112,7 +116,7 @@ class MlflowServer:
             self.process = subprocess.Popen(
                 self.command(),
                 cwd=self.workdir,
-                env=_server_env(),
+                env=_server_env(self.extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends uvicorn too
@@ -157,9 +161,10 @@ def start_mlflow_server(
     backend_store_uri: str | None = None,
     port: int | None = None,
     extra_args: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> MlflowServer:
     """A started ``mlflow server`` with proxied artifacts under ``workdir/artifacts``."""
-    return MlflowServer(workdir, backend_store_uri, port, extra_args).start()
+    return MlflowServer(workdir, backend_store_uri, port, extra_args, extra_env).start()
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,14 @@ class StoreUnavailableError(MlopsError):
     code = "store_unavailable"
 
 
+class CredentialsError(StoreUnavailableError):
+    """The tracking server refused our credentials (HTTP 401/403).
+
+    A store-unavailable error (exit 3, records kept) whose cure is in the environment:
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``, not waiting.
+    """
+
+
 class ExecutionFailedError(MlopsError):
     """A notebook ran and failed; the executed copy and a FAILED run are kept."""
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from jupyter_mlops.core.errors import MlopsError, UsageError
+from jupyter_mlops.core.errors import CredentialsError, MlopsError, UsageError
 
 CELL_MAGIC = "%%mlops_track"
 #: MLflow's limit on experiment names (``MAX_EXPERIMENT_NAME_LENGTH``).
@@ -230,6 +230,13 @@ class MlopsMagics(Magics):
             print(f"mlops: {run} ended FINISHED")
             return
         self._store_problem_shown = api.last_error()  # this line names it
+        if isinstance(api.last_error(), CredentialsError):
+            _say(
+                f"mlops: {run} is not ended yet: {api.last_error()}. Set them in this kernel "
+                "(%env MLFLOW_TRACKING_PASSWORD=...) and run `%mlops_track stop` again; "
+                f"{api.pending() + api.spooled()} records are kept until then"
+            )
+            return
         if api.spooled() and not api.pending():
             _say(
                 f"mlops: {run} ends FINISHED when the store answers: {api.spooled()} records "

@@ -2,7 +2,11 @@
 
 The sidebar and ``jupyter mlops status`` ask this often; importing MLflow costs about
 3 s, so the probe speaks to each kind of store with the standard library only: it
-opens a SQLite file read-only, looks at a folder, or calls a server's ``/health``.
+opens a SQLite file read-only, looks at a folder, or calls a server's ``/health`` and then
+one small read with the credentials MLflow's client would send
+(``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``): MLflow's basic-auth
+app answers ``/health`` to anyone, so only that read tells that it refuses the credentials.
+The credentials go in a header, never into a message.
 
 ``server_problem`` is the quick question the writer asks before it talks to a server that
 failed or was idle: MLflow's own HTTP client retries a refused connection for minutes.
@@ -10,6 +14,7 @@ failed or was idle: MLflow's own HTTP client retries a refused connection for mi
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import sqlite3
@@ -31,6 +36,13 @@ from jupyter_mlops.core.settings import (
 DEFAULT_TIMEOUT_S = 2.0
 #: HTTP answers of /health that mean the server (or the proxy in front of it) is down.
 DOWN_STATUSES = frozenset({502, 503, 504})
+#: HTTP answers that mean the server refused the request's credentials (or wants some).
+REFUSED_STATUSES = frozenset({401, 403})
+#: A read that any authenticated user may make; basic auth answers 401 to bad credentials.
+CREDENTIALS_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
+ENV_USERNAME = "MLFLOW_TRACKING_USERNAME"
+ENV_PASSWORD = "MLFLOW_TRACKING_PASSWORD"  # noqa: S105 (a variable's name)
+ENV_TOKEN = "MLFLOW_TRACKING_TOKEN"  # noqa: S105 (a variable's name)
 
 
 @dataclass(frozen=True)
@@ -86,29 +98,84 @@ def _probe_folder(uri: str, environ: Mapping[str, str] | None = None) -> StoreHe
     return StoreHealth(True, "file", f"folder store {path} not created yet")
 
 
-def _health_url(uri: str) -> str:
-    """The server's ``/health``, without any ``user:password@`` (urllib cannot send those)."""
+def _server_url(uri: str, path: str) -> str:
+    """``path`` on the server, without any ``user:password@`` (urllib cannot send those)."""
     parts = urlsplit(uri)
     host = parts.hostname or ""
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
-    return parts._replace(netloc=host, path=parts.path.rstrip("/") + "/health").geturl()
+    path, _, query = path.partition("?")
+    return parts._replace(
+        netloc=host, path=parts.path.rstrip("/") + path, query=query, fragment=""
+    ).geturl()
 
 
-def _probe_http(uri: str, timeout: float) -> StoreHealth:
-    health_url = _health_url(uri)
+def _health_url(uri: str) -> str:
+    """The server's ``/health``, without any ``user:password@``."""
+    return _server_url(uri, "/health")
+
+
+def _credentials(environ: Mapping[str, str] | None) -> tuple[str | None, str]:
+    """The ``Authorization`` header MLflow's client sends, and which variables it comes from.
+
+    Same precedence as MLflow's REST client: a username *and* a password (basic), else a
+    token (bearer), else nothing.
+    """
+    env = os.environ if environ is None else environ
+    username, password = env.get(ENV_USERNAME, ""), env.get(ENV_PASSWORD, "")
+    if username and password:
+        pair = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        return f"Basic {pair}", f"{ENV_USERNAME} and {ENV_PASSWORD}"
+    if env.get(ENV_TOKEN):
+        return f"Bearer {env[ENV_TOKEN]}", ENV_TOKEN
+    return None, f"{ENV_USERNAME} and {ENV_PASSWORD} (or {ENV_TOKEN})"
+
+
+def _refused(shown: str, code: int, header: str | None, variables: str) -> StoreHealth:
+    """The server refused our credentials, or asks for some: say which variables to check."""
+    if header is None:
+        message = f"tracking server {shown} asks for credentials (HTTP {code}): set {variables}"
+    else:
+        message = (
+            f"tracking server {shown} refused the credentials (HTTP {code}): check {variables}"
+        )
+    return StoreHealth(False, "http", message)
+
+
+def _get(url: str, header: str | None, timeout: float) -> int:
+    """The HTTP status of ``GET url`` (an ``HTTPError`` for 4xx and 5xx answers)."""
+    request = urllib.request.Request(url)  # noqa: S310 (http(s) only: the URI's kind is http)
+    if header is not None:
+        request.add_header("Authorization", header)
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        return int(response.status)
+
+
+def _probe_http(uri: str, timeout: float, environ: Mapping[str, str] | None = None) -> StoreHealth:
     shown = redact_uri(uri)
+    header, variables = _credentials(environ)
     try:
-        with urllib.request.urlopen(health_url, timeout=timeout) as response:  # noqa: S310
-            status = response.status
+        status = _get(_health_url(uri), header, timeout)
     except urllib.error.HTTPError as exc:
+        if exc.code in REFUSED_STATUSES:  # a proxy in front that checks every path
+            return _refused(shown, exc.code, header, variables)
         return StoreHealth(False, "http", f"tracking server {shown} answered HTTP {exc.code}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         return StoreHealth(False, "http", f"tracking server {shown} does not answer: {reason}")
-    return StoreHealth(status == 200, "http", f"tracking server {shown} answers (HTTP {status})")
+    if status != 200:
+        return StoreHealth(False, "http", f"tracking server {shown} answers (HTTP {status})")
+    # /health is open to anyone on MLflow's basic-auth app: ask something that is not.
+    try:
+        _get(_server_url(uri, CREDENTIALS_PROBE_PATH), header, timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code in REFUSED_STATUSES:
+            return _refused(shown, exc.code, header, variables)
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        pass  # it answered /health a moment ago; MLflow's client will say what is wrong
+    return StoreHealth(True, "http", f"tracking server {shown} answers (HTTP {status})")
 
 
 def server_problem(uri: str, timeout: float = DEFAULT_TIMEOUT_S) -> str | None:
@@ -144,7 +211,7 @@ def probe_store(
     if kind == "file":
         return _probe_folder(location.uri, environ)
     if kind == "http":
-        return _probe_http(location.uri, timeout)
+        return _probe_http(location.uri, timeout, environ)
     return StoreHealth(
         True, kind, f"{redact_uri(location.uri)}: not probed (MLflow connects on first use)"
     )

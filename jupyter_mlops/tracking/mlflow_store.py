@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jupyter_mlops.core.cells import storable_name
-from jupyter_mlops.core.errors import MlopsError, NotFoundError, StoreUnavailableError, UsageError
+from jupyter_mlops.core.errors import (
+    CredentialsError,
+    MlopsError,
+    NotFoundError,
+    StoreUnavailableError,
+    UsageError,
+)
 from jupyter_mlops.core.settings import (
     ENV_ALLOW_FILE_STORE,
     TrackingLocation,
@@ -58,6 +64,8 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
+#: MLflow's error codes for a refused login, with their HTTP status.
+CREDENTIAL_CODES = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
 #: Longest error text passed up: it becomes one line under a cell.
 MAX_ERROR_TEXT = 300
 T = TypeVar("T")
@@ -323,6 +331,12 @@ class MlflowRunStore:
                         raise NotFoundError(f"{what}: {message}") from None
                     if code == "INVALID_PARAMETER_VALUE":
                         raise UsageError(f"{what}: {message}") from None
+                    if code in CREDENTIAL_CODES:
+                        raise CredentialsError(
+                            f"{what}: the tracking server {redact_uri(self.tracking_uri)} "
+                            f"refused the credentials (HTTP {CREDENTIAL_CODES[code]}): check "
+                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+                        ) from None
                     raise StoreUnavailableError(
                         f"{what} failed at {redact_uri(self.tracking_uri)}: {message}"
                     ) from None
