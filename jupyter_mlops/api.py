@@ -296,6 +296,13 @@ def last_error() -> str | None:
     return str(_writer.last_error)
 
 
+def credentials_refused() -> bool:
+    """Whether the records wait because the tracking server refused our credentials."""
+    from jupyter_mlops.core.errors import CredentialsError
+
+    return _writer is not None and isinstance(_writer.last_error, CredentialsError)
+
+
 def take_dropped() -> list[str]:
     """Records the store refused for good since the last call (each reported once)."""
     return _writer.take_dropped() if _writer is not None else []

@@ -26,7 +26,7 @@ from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from jupyter_mlops.core.errors import CredentialsError, MlopsError, UsageError
+from jupyter_mlops.core.errors import MlopsError, UsageError
 
 CELL_MAGIC = "%%mlops_track"
 #: MLflow's limit on experiment names (``MAX_EXPERIMENT_NAME_LENGTH``).
@@ -230,7 +230,7 @@ class MlopsMagics(Magics):
             print(f"mlops: {run} ended FINISHED")
             return
         self._store_problem_shown = api.last_error()  # this line names it
-        if isinstance(api.last_error(), CredentialsError):
+        if api.credentials_refused():
             _say(
                 f"mlops: {run} is not ended yet: {api.last_error()}. Set them in this kernel "
                 "(%env MLFLOW_TRACKING_PASSWORD=...) and run `%mlops_track stop` again; "

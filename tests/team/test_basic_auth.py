@@ -216,6 +216,25 @@ def test_tracking_magics_in_a_kernel_write_with_the_credentials(
     assert auth_server.password not in notebook.read_text()
 
 
+def test_a_kernel_with_a_wrong_password_says_to_set_the_credentials(
+    auth_server: AuthServer, tmp_path: Path
+) -> None:
+    wrong = "wr0ng-" + secrets.token_hex(8)
+    root = new_project(tmp_path / "kernel-wrong", "tracked_params_metrics.ipynb")
+    notebook = root / "tracked_params_metrics.ipynb"
+    env = auth_server.env(wrong, MLOPS_TEST_SECRET_TOKEN="s3cr3t-value-from-env-0042")
+    env = {k: v for k, v in env.items() if k.startswith(("MLFLOW_", "MLOPS_"))}
+    with running_kernel(notebook, **env) as kernel:
+        cells = [kernel.run(index) for index in range(len(kernel.nb.cells))]
+    outputs = [o for c in cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"], outputs  # cells kept working
+    stop = stream_text(cells[6], "stderr")
+    assert "refused the credentials (HTTP 401)" in stop, cells[6].outputs
+    assert "%env MLFLOW_TRACKING_PASSWORD" in stop and "records are kept" in stop, stop
+    shown = json.dumps([c.get("outputs", []) for c in cells])
+    assert wrong not in shown
+
+
 def test_a_wrong_password_fails_in_one_line_without_showing_it(
     auth_server: AuthServer, tmp_path: Path
 ) -> None:
