@@ -64,7 +64,7 @@ system-deps:
 	fi
 
 test: install system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check jupyter_mlops tests benchmarks notebooks/demo.py docs/generate.py

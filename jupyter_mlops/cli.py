@@ -250,8 +250,14 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             )
 
     location = resolve_tracking_location(args.tracking_uri)
-    runner = BatchRunner(request, location, on_progress=show_progress, on_point=show_point)
     with signals_interrupt() as received:
+        runner = BatchRunner(
+            request,
+            location,
+            on_progress=show_progress,
+            on_point=show_point,
+            interrupted=lambda: bool(received),
+        )
         outcome = runner.run()
     if interactive:
         print(file=sys.stderr)

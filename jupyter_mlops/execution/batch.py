@@ -158,11 +158,16 @@ class BatchRunner:
         location: TrackingLocation,
         on_progress: Callable[[Progress], None] | None = None,
         on_point: Callable[[PointResult], None] | None = None,
+        interrupted: Callable[[], bool] | None = None,
     ) -> None:
         self.request = request
         self.location = location
         self.on_progress = on_progress or (lambda _p: None)
         self.on_point = on_point or (lambda _r: None)
+        # Whether a stop signal arrived. Its handler raises KeyboardInterrupt, but Python
+        # drops an exception raised inside a callback it ignores errors of (an import
+        # lock's weakref callback, a finalizer): the loop asks as well, every half second.
+        self.interrupted = interrupted or (lambda: False)
         self.store: Any = None
         self.started = time.monotonic()
 
@@ -342,6 +347,8 @@ class BatchRunner:
                 if not in_flight:
                     break
                 done, _ = executor.wait_any(set(in_flight), 0.5)
+                if self.interrupted():
+                    raise KeyboardInterrupt
                 for future in done:
                     point, plan, run_id, started = in_flight.pop(future)
                     try:

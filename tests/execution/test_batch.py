@@ -194,3 +194,29 @@ def test_ctrl_c_kills_running_points_and_leaves_the_batch_resumable(project: Pat
     for run in runs:
         assert kernels_with_run(run.info.run_id) == []
     assert "NOT_RUN" in out
+
+
+def test_a_stop_whose_keyboardinterrupt_was_swallowed_still_stops_the_batch(
+    project: Path,
+) -> None:
+    """A signal handler's exception raised inside an import-lock callback is dropped by
+    Python; the batch loop asks ``interrupted`` too, so the stop is not lost."""
+    from jupyter_mlops.core.settings import resolve_tracking_location
+    from jupyter_mlops.execution.batch import BatchRequest, BatchRunner
+
+    copy_notebook("run_slow_cell.ipynb", project)
+    began = time.monotonic()
+    runner = BatchRunner(
+        BatchRequest(
+            notebook=project / "run_slow_cell.ipynb", grids=[("seconds", [60, 61])], workers=1
+        ),
+        resolve_tracking_location(cwd=project),
+        interrupted=lambda: time.monotonic() - began > 8,
+    )
+    outcome = runner.run()
+    assert outcome.interrupted
+    assert time.monotonic() - began < 45
+    statuses = sorted(r.status for r in outcome.results)
+    assert statuses == ["KILLED", "NOT_RUN"], outcome.results
+    killed = next(r for r in outcome.results if r.status == "KILLED")
+    assert store(project).get_run(killed.run_id).info.status == "KILLED"
