@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -229,3 +231,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     server = start_lab(root, workdir)
     yield server
     stop_lab(server)
+
+
+@pytest.fixture
+def workspace(request: pytest.FixtureRequest, page: Any, lab: LabServer) -> Iterator[str]:
+    """A Lab workspace of the test's own (no tabs of other tests), dropped afterwards.
+
+    Named after the test module (``test_run_browser`` → ``run-browser-1a2b3c4d``).
+    """
+    module = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    name = f"{module.replace('_', '-')}-{secrets.token_hex(4)}"
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    yield name
+    for open_page in page.context.pages:  # so that no page saves the workspace again
+        open_page.close()
+    delete = urllib.request.Request(f"{lab.url}/lab/api/workspaces/{name}", method="DELETE")
+    delete.add_header("Authorization", f"token {lab.token}")
+    with contextlib.suppress(urllib.error.HTTPError):
+        urllib.request.urlopen(delete, timeout=10).close()

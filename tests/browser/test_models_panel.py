@@ -67,20 +67,6 @@ def model(lab: LabServer) -> Model:
     return Model(name, runs)
 
 
-@pytest.fixture
-def workspace(page: Page, lab: LabServer) -> Iterator[str]:
-    """A Lab workspace of the test's own (no tabs of other tests), dropped afterwards."""
-    name = f"models-panel-{secrets.token_hex(4)}"
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    yield name
-    for open_page in page.context.pages:
-        open_page.close()
-    request = urllib.request.Request(f"{lab.url}/lab/api/workspaces/{name}", method="DELETE")
-    request.add_header("Authorization", f"token {lab.token}")
-    with contextlib.suppress(urllib.error.HTTPError):
-        urllib.request.urlopen(request, timeout=10).close()
-
-
 @contextlib.contextmanager
 def gate_policy(root: Path) -> Iterator[None]:
     """The lab's project requires an approved review for ``prod`` while the block runs."""

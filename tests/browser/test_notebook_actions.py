@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import secrets
@@ -10,7 +9,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +24,6 @@ from conftest import LabServer
 pytestmark = pytest.mark.browser
 TIMEOUT = 60_000
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
-
-
-@pytest.fixture
-def workspace(page: Page, lab: LabServer) -> Iterator[str]:
-    """A Lab workspace of the test's own (no tabs of other tests), dropped afterwards."""
-    name = f"notebook-actions-{secrets.token_hex(4)}"
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    yield name
-    for open_page in page.context.pages:
-        open_page.close()
-    request = urllib.request.Request(f"{lab.url}/lab/api/workspaces/{name}", method="DELETE")
-    request.add_header("Authorization", f"token {lab.token}")
-    with contextlib.suppress(urllib.error.HTTPError):
-        urllib.request.urlopen(request, timeout=10).close()
 
 
 def open_notebook(page: Page, lab: LabServer, workspace: str, name: str) -> Locator:

@@ -6,8 +6,6 @@ import contextlib
 import json
 import re
 import secrets
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -44,20 +42,6 @@ def runs(lab: LabServer) -> dict[str, str]:
             "run-browser-out.ipynb",
         )
     return ids
-
-
-@pytest.fixture
-def workspace(page: Page, lab: LabServer) -> Iterator[str]:
-    """A Lab workspace of the test's own (no tabs of other tests), dropped afterwards."""
-    name = f"run-browser-{secrets.token_hex(4)}"
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    yield name
-    for open_page in page.context.pages:  # so that no page saves the workspace again
-        open_page.close()
-    request = urllib.request.Request(f"{lab.url}/lab/api/workspaces/{name}", method="DELETE")
-    request.add_header("Authorization", f"token {lab.token}")
-    with contextlib.suppress(urllib.error.HTTPError):
-        urllib.request.urlopen(request, timeout=10).close()
 
 
 def open_lab(page: Page, lab: LabServer, workspace: str) -> None:

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,20 +44,6 @@ def run_id(lab: LabServer) -> str:
     store = MlflowRunStore(resolve_tracking_location(f"sqlite:///{lab.root}/.mlops/mlflow.db"))
     store.put_artifact(found, "report.html", HOSTILE_HTML)
     return found
-
-
-@pytest.fixture
-def workspace(page: Page, lab: LabServer) -> Iterator[str]:
-    """A Lab workspace of the test's own (no tabs of other tests), dropped afterwards."""
-    name = f"run-snapshot-{secrets.token_hex(4)}"
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    yield name
-    for open_page in page.context.pages:
-        open_page.close()
-    request = urllib.request.Request(f"{lab.url}/lab/api/workspaces/{name}", method="DELETE")
-    request.add_header("Authorization", f"token {lab.token}")
-    with contextlib.suppress(urllib.error.HTTPError):
-        urllib.request.urlopen(request, timeout=10).close()
 
 
 def artifact_bytes(lab: LabServer, run_id: str, path: str) -> bytes:
