@@ -15,11 +15,12 @@ LAB_SOURCES := $(shell find labextension/src labextension/style labextension/sch
 	labextension/package.json package.json yarn.lock
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help install demo lab test system-deps lint format bench clean
+.PHONY: help install demo lab test test-team system-deps lint format bench clean
 
 help:
 	@echo "make demo    install, then run the main job on the embedded default store"
 	@echo "make test    install (Debian chromium and postgresql too), then run the whole suite"
+	@echo "make test-team  the whole suite against the team set-up (PostgreSQL + mlflow server)"
 	@echo "make lab     JupyterLab on notebooks/ with the extension"
 	@echo "make lint    ruff, mypy, eslint, prettier and tsc"
 	@echo "make bench   benchmarks against the plain tools"
@@ -65,6 +66,11 @@ system-deps:
 
 test: install system-deps
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# The same suite with every project tracking into the team set-up instead of the embedded
+# default: a PostgreSQL and `mlflow server --serve-artifacts` per worker (tests/store_under_test.py).
+test-team: install system-deps
+	$(PY) -m pytest -n 2 --dist loadfile --store team $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check jupyter_mlops tests benchmarks notebooks/demo.py docs/generate.py

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_under_test import reset_fresh_store, share_store, team_mode, tracking_env
 
-pytest_plugins = ["mlflow_server", "postgres_server", "governance_project"]
+pytest_plugins = ["store_under_test", "mlflow_server", "postgres_server", "governance_project"]
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -53,10 +54,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for a child process: no tracking location leaks in from the caller."""
+def clean_env(*, root: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment for a child process: no tracking location leaks in from the caller.
+
+    Under ``--store team`` it names the team server the project at ``root`` (by default,
+    the current test's ``project``) tracks into; see ``store_under_test.py``.
+    """
+    team = tracking_env(root)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "JUPYTER_MLOPS"))}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(team)
     env.update(extra)
     return env
 
@@ -66,7 +73,7 @@ def run_cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Completed
     return subprocess.run(
         [str(VENV_BIN / "jupyter-mlops"), *args],
         cwd=cwd,
-        env=clean_env(),
+        env=clean_env(root=cwd),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -85,13 +92,21 @@ def run_main(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
     out, err = io.StringIO(), io.StringIO()
     previous = Path.cwd()
-    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_TRACKING")}
+    team = tracking_env(cwd)
+    saved = {
+        k: os.environ.pop(k)
+        for k in list(os.environ)
+        if k.startswith("MLFLOW_TRACKING") or k in team
+    }
+    os.environ.update(team)
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(list(args))
     finally:
         os.chdir(previous)
+        for name in team:
+            os.environ.pop(name, None)
         os.environ.update(saved)
     stdout, stderr = out.getvalue(), err.getvalue()
     return subprocess.CompletedProcess(["jupyter-mlops", *args], code, stdout, stderr)
@@ -114,8 +129,14 @@ def copy_notebook(name: str, project: Path) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch project root (it holds a pyproject.toml) that is the working directory."""
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Path:
+    """A scratch project root (it holds a pyproject.toml) that is the working directory.
+
+    Its store is empty: the default store is created in it on first use; under ``--store
+    team`` the fresh team server is emptied and named in ``MLFLOW_TRACKING_URI``.
+    """
     root = tmp_path / "project"
     root.mkdir()
     (root / "pyproject.toml").write_text('[project]\nname = "scratch"\n')
@@ -123,6 +144,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith(("MLFLOW_", "JUPYTER_MLOPS")):
             monkeypatch.delenv(name)
+    if team_mode():
+        for name, value in reset_fresh_store(request).items():
+            monkeypatch.setenv(name, value)
     return root
 
 
@@ -193,7 +217,7 @@ def start_lab(
     process = subprocess.Popen(
         command,
         cwd=root,
-        env=env or clean_env(JUPYTER_RUNTIME_DIR=str(runtime)),
+        env=env or clean_env(root=root, JUPYTER_RUNTIME_DIR=str(runtime)),
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -222,11 +246,13 @@ def stop_lab(server: LabServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """One JupyterLab for the session, serving a scratch project with the default store."""
+def lab(tmp_path_factory: pytest.TempPathFactory, team_stores: None) -> Iterator[LabServer]:
+    """One JupyterLab for the session, serving a scratch project with the store under test
+    (the default store of its root, or the shared team server)."""
     workdir = tmp_path_factory.mktemp("lab")
     root = workdir / "project"
     root.mkdir()
+    share_store(root)
     (root / "pyproject.toml").write_text('[project]\nname = "lab-project"\n')
     server = start_lab(root, workdir)
     yield server

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from store_under_test import share_store, store_client
 
 from conftest import TESTS, clean_env, run_cli
 
@@ -39,9 +40,7 @@ def _git(root: Path, *args: str) -> None:
 def _run(root: Path, lr: str) -> str:
     result = run_cli(root, "run", NOTEBOOK, "-p", "lr", lr, "--output", f"out-{lr}.ipynb")
     assert result.returncode == 0, result.stderr
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{root}/.mlops/mlflow.db")
+    client = store_client(root)
     runs = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],
         order_by=["attributes.start_time DESC"],
@@ -51,8 +50,9 @@ def _run(root: Path, lr: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def tracked(tmp_path_factory: pytest.TempPathFactory) -> Project:
+def tracked(tmp_path_factory: pytest.TempPathFactory, team_stores: None) -> Project:
     root = tmp_path_factory.mktemp("diffs")
+    share_store(root)
     (root / "pyproject.toml").write_text('[project]\nname = "diffs"\n')
     notebook = root / NOTEBOOK
     notebook.write_text((TESTS / "notebooks" / NOTEBOOK).read_text())
@@ -68,9 +68,7 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> Project:
     ]
     notebook.write_text(json.dumps(nb, indent=1))
     runs.append(_run(root, "0.5"))
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{root}/.mlops/mlflow.db")
+    client = store_client(root)
     client.create_registered_model("scorer")
     version = client.create_model_version("scorer", f"runs:/{runs[0]}/model", run_id=runs[0])
     client.set_registered_model_alias("scorer", "champion", version.version)

@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow_server import MlflowServer, _free_port, start_mlflow_server
@@ -53,6 +54,14 @@ def postgres_bin_dir() -> Path:
 
 
 @dataclass
+class Snapshot:
+    """The rows of a database's tables at one moment (see ``PostgresServer.snapshot``)."""
+
+    tables: list[str]
+    rows: dict[str, list[tuple[Any, ...]]]
+
+
+@dataclass
 class PostgresServer:
     """One PostgreSQL cluster in a temporary folder: its URI, start and stop."""
 
@@ -72,9 +81,13 @@ class PostgresServer:
 
     @property
     def uri(self) -> str:
+        """The SQLAlchemy URI of the database ``mlflow``."""
+        return self.uri_for(DATABASE)
+
+    def uri_for(self, database: str) -> str:
         """The SQLAlchemy URI MLflow takes (psycopg2: SQLAlchemy 2.1's plain
         ``postgresql://`` means psycopg 3, which is not installed)."""
-        return f"postgresql+psycopg2://{ROLE}@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql+psycopg2://{ROLE}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin_dir / args[0]), *args[1:]]
@@ -117,28 +130,64 @@ class PostgresServer:
         )
         return self
 
-    def create_database(self) -> None:
+    def _connect(self, database: str) -> Any:
         import psycopg2
 
-        connection = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user=ROLE, dbname="postgres"
-        )
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user=ROLE, dbname=database)
+
+    def create_database(self, name: str = DATABASE) -> None:
+        connection = self._connect("postgres")
         try:
             connection.autocommit = True
             with connection.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE {DATABASE}")
+                cursor.execute(f"CREATE DATABASE {name}")
         finally:
             connection.close()
 
     def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
         """Rows of ``sql`` in the ``mlflow`` database, read with psycopg2 (not through MLflow)."""
-        import psycopg2
-
-        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=ROLE, dbname=DATABASE)
+        connection = self._connect(DATABASE)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 return list(cursor.fetchall())
+        finally:
+            connection.close()
+
+    def snapshot(self, database: str) -> Snapshot:
+        """Every table's rows of ``database`` (MLflow's schema: a few rows once migrated)."""
+        connection = self._connect(database)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version' ORDER BY tablename"
+                )
+                tables = [str(row[0]) for row in cursor.fetchall()]
+                rows = {}
+                for table in tables:
+                    cursor.execute(f'SELECT * FROM "{table}"')
+                    rows[table] = list(cursor.fetchall())
+            return Snapshot(tables, rows)
+        finally:
+            connection.close()
+
+    def restore(self, database: str, snapshot: Snapshot) -> None:
+        """Put ``database`` back to ``snapshot``: truncate every table, reinsert its rows.
+
+        One transaction with foreign keys deferred by ``session_replication_role``, so the
+        order of the inserts does not matter; sequences restart (ids begin again).
+        """
+        connection = self._connect(database)
+        try:
+            with connection, connection.cursor() as cursor:
+                names = ", ".join(f'"{t}"' for t in snapshot.tables)
+                cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+                cursor.execute("SET LOCAL session_replication_role = replica")
+                for table, rows in snapshot.rows.items():
+                    for row in rows:
+                        marks = ", ".join(["%s"] * len(row))
+                        cursor.execute(f'INSERT INTO "{table}" VALUES ({marks})', row)
         finally:
             connection.close()
 
@@ -195,6 +244,23 @@ def team_server(
     """ONE ``mlflow server --workers 1`` on PostgreSQL with proxied artifacts, per session."""
     server = start_mlflow_server(
         tmp_path_factory.mktemp("team-server"), backend_store_uri=postgres_server.uri
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def team_fresh_server(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """A second team server, on the database ``mlflow_fresh`` that ``--store team`` empties
+    for every test's project (see ``store_under_test.py``)."""
+    from store_under_test import FRESH_DATABASE
+
+    postgres_server.create_database(FRESH_DATABASE)
+    server = start_mlflow_server(
+        tmp_path_factory.mktemp("team-fresh-server"),
+        backend_store_uri=postgres_server.uri_for(FRESH_DATABASE),
     )
     yield server
     server.stop()

@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import VENV_BIN, clean_env
 
 
@@ -32,6 +34,7 @@ def test_help_lists_subcommands_through_both_entry_points(project: Path) -> None
     )
 
 
+@pytest.mark.own_store
 def test_status_reports_the_default_store_and_how_it_was_chosen(project: Path) -> None:
     nested = project / "notebooks"
     nested.mkdir()
@@ -51,6 +54,7 @@ def test_status_json_with_environment_location(project: Path) -> None:
     assert result.returncode == 3
 
 
+@pytest.mark.own_store
 def test_status_with_broken_pyproject_is_one_line_and_exit_2(project: Path) -> None:
     (project / "pyproject.toml").write_text("[tool.jupyter-mlops\n")
     result = run_cli("status", cwd=project)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import clean_env
@@ -13,6 +14,7 @@ from conftest import clean_env
 DEMO = Path(__file__).parents[1] / "notebooks" / "demo.py"
 
 
+@pytest.mark.own_store  # make demo's job is defined on the embedded default store
 def test_demo_registers_a_reviewed_reproduced_champion(tmp_path: Path) -> None:
     # When the demo runs on a copy of the example (a smaller sweep than make demo's)
     project = tmp_path / "demo"

@@ -11,10 +11,10 @@ import pytest
 from mlflow.exceptions import MlflowException
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from store_under_test import location_for
 
 from jupyter_mlops import cli
 from jupyter_mlops.core.parameters import canonical_params
-from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 from jupyter_mlops.tracking.registry import log_model
 
@@ -36,7 +36,7 @@ def main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 
 def logged_run(project: Path) -> tuple[MlflowRunStore, str]:
     """A run of the project's store holding a trained classifier at ``models/iris``."""
-    store = MlflowRunStore(resolve_tracking_location(cwd=project, environ={}))
+    store = MlflowRunStore(location_for(project))
     run_id = store.start_run("shell", "train", {"mlops.notebook": str(project / "t.ipynb")}).run_id
     features, target = load_iris(return_X_y=True, as_frame=True)
     model = LogisticRegression(max_iter=500).fit(features, target)
@@ -125,7 +125,7 @@ def test_a_pipeline_step_registers_the_model_it_logged(
     # Then the step's run is registered, with the alias, and its lineage
     assert result.returncode == 0, result.stderr
     assert "registered models:/iris-pipe/1 as staging" in result.stdout
-    store = MlflowRunStore(resolve_tracking_location(cwd=project, environ={}))
+    store = MlflowRunStore(location_for(project))
     version = store.client.get_model_version_by_alias("iris-pipe", "staging")
     run = store.client.get_run(version.run_id)
     assert run.data.tags["mlops.pipeline.step"] == "train"

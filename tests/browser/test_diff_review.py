@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
+from store_under_test import store_client, tracking_uri_for
 
 from conftest import TESTS, LabServer, run_cli
 
@@ -44,7 +45,7 @@ class Tracked:
 
     @property
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.lab.root.resolve()}/.mlops/mlflow.db"
+        return tracking_uri_for(self.lab.root)
 
     def client(self) -> Any:
         from mlflow.tracking import MlflowClient
@@ -62,7 +63,6 @@ def lab_request(lab: LabServer, method: str, path: str) -> Any:
 
 def run_tracked(tracked_root: Path, notebook: str, experiment: str, lr: str) -> str:
     """``jupyter mlops run NOTEBOOK -p lr LR``; returns the run id."""
-    from mlflow.tracking import MlflowClient
 
     result = run_cli(
         tracked_root,
@@ -77,7 +77,7 @@ def run_tracked(tracked_root: Path, notebook: str, experiment: str, lr: str) -> 
         f"out/{experiment}-{lr}.ipynb",
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    client = MlflowClient(tracking_uri=f"sqlite:///{tracked_root.resolve()}/.mlops/mlflow.db")
+    client = store_client(tracked_root)
     found = client.get_experiment_by_name(experiment)
     assert found is not None, result.stdout
     runs = client.search_runs(

@@ -24,6 +24,7 @@ from typing import Any
 import nbformat
 import pytest
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
+from store_under_test import store_client, team_mode
 
 from conftest import LabServer
 
@@ -171,12 +172,20 @@ def run_and_wait(page: Page, lab: LabServer, index: int, count: int) -> None:
         raise AssertionError(f"{error}\n--- end of the Lab log ---\n{lab.log()[-4000:]}") from None
 
 
-def snapshot_tag(db: Path, experiment: str) -> tuple[str, str] | None:
-    """(run id, digest) of the experiment's snapshot tag, read without MLflow.
+def snapshot_tag(root: Path, experiment: str) -> tuple[str, str] | None:
+    """(run id, digest) of the experiment's snapshot tag, once the kernel wrote it.
 
-    MlflowClient creates and migrates a missing database, which the kernel's writer may be
-    doing at the same moment: read plain SQLite (read-only) until the kernel wrote the tag.
+    On the default store, read without MLflow: MlflowClient creates and migrates a missing
+    database, which the kernel's writer may be doing at the same moment, so plain SQLite is
+    read (read-only) until the kernel wrote the tag. A team server is read through MLflow.
     """
+    if team_mode():
+        client = store_client(root)
+        found = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([found.experiment_id]) if found else []
+        tagged = [run for run in runs if SNAPSHOT_TAG in run.data.tags]
+        return (tagged[0].info.run_id, tagged[0].data.tags[SNAPSHOT_TAG]) if tagged else None
+    db = root / ".mlops" / "mlflow.db"
     if not db.exists():
         return None
     try:
@@ -200,16 +209,14 @@ def wait_for_snapshot(
 
     Fails with the last snapshot seen when none does by the deadline.
     """
-    import mlflow
-
-    db = notebook.lab.root.resolve() / ".mlops" / "mlflow.db"
+    root = notebook.lab.root.resolve()
     deadline = time.monotonic() + deadline_s
     last_digest, last_text = "", "(no snapshot tag yet)"
     while True:
-        found = snapshot_tag(db, notebook.experiment)
+        found = snapshot_tag(root, notebook.experiment)
         if found and found[1] != last_digest:
             run_id, last_digest = found
-            client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{db}")
+            client = store_client(root)
             local = client.download_artifacts(run_id, f"snapshots/{last_digest}.ipynb")
             last_text = Path(local).read_text(encoding="utf-8")
             if containing in last_text:

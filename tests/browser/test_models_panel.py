@@ -15,10 +15,10 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from store_under_test import location_for
 from test_run_browser import open_lab, widen_sidebar
 from test_sidebar import SCREENSHOTS, open_mlops_sidebar
 
-from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 from jupyter_mlops.tracking.registry import log_model, promote, register_version
 
@@ -41,7 +41,7 @@ class Model:
 def model(lab: LabServer) -> Model:
     """Two versions from two tracked runs of run_params.ipynb; 1 is the champion, 2 approved."""
     copy_notebook("run_params.ipynb", lab.root)
-    store = MlflowRunStore(resolve_tracking_location(cwd=lab.root, environ={}))
+    store = MlflowRunStore(location_for(lab.root))
     name = f"panel-iris-{secrets.token_hex(3)}"
     features, target = load_iris(return_X_y=True, as_frame=True)
     runs = []

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from store_under_test import location_for
 from test_sidebar import SCREENSHOTS
 
-from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 
 from conftest import LabServer
@@ -55,7 +55,7 @@ def test_track_button_inserts_and_runs_the_tracking_cell(
     page: Page, lab: LabServer, workspace: str
 ) -> None:
     # Given the lab's store (two processes creating one SQLite store race on its migrations)
-    MlflowRunStore(resolve_tracking_location(cwd=lab.root, environ={}))
+    MlflowRunStore(location_for(lab.root))
     # and a notebook that is not tracked
     token = secrets.token_hex(3)
     name = f"track-{token}.ipynb"

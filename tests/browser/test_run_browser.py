@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
+from store_under_test import store_client
 from test_sidebar import SCREENSHOTS, open_mlops_sidebar
 
 from conftest import LabServer, copy_notebook, tracked_run
@@ -252,10 +253,9 @@ def test_pages_load_in_the_servers_order_and_the_table_works_by_keyboard(
 def test_an_active_run_is_refreshed_until_it_ends(
     page: Page, lab: LabServer, workspace: str
 ) -> None:
-    from mlflow.tracking import MlflowClient
 
     # Given a run that is still running, in an experiment of its own
-    client = MlflowClient(tracking_uri=f"sqlite:///{lab.root.resolve()}/.mlops/mlflow.db")
+    client = store_client(lab.root)
     experiment = f"run-browser-live-{secrets.token_hex(4)}"
     run_id = client.create_run(client.create_experiment(experiment)).info.run_id
     with extension_settings(lab, refreshInterval=1):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from store_under_test import tracking_uri_for
 from test_run_browser import expect_rows, extension_settings, open_lab, widen_sidebar
 from test_sidebar import SCREENSHOTS, open_mlops_sidebar
 
@@ -41,7 +42,7 @@ def run_id(lab: LabServer) -> str:
         "--output",
         "run-snapshot-out.ipynb",
     )
-    store = MlflowRunStore(resolve_tracking_location(f"sqlite:///{lab.root}/.mlops/mlflow.db"))
+    store = MlflowRunStore(resolve_tracking_location(tracking_uri_for(lab.root)))
     store.put_artifact(found, "report.html", HOSTILE_HTML)
     return found
 
@@ -213,9 +214,7 @@ def test_the_tracking_uri_setting_switches_the_sidebar_to_another_store(
         open_lab(page, lab, workspace)
         open_mlops_sidebar(page)
         root = lab.root.resolve()
-        expect(page.get_by_test_id("mlops-tracking-uri")).to_have_text(
-            f"sqlite:///{root}/.mlops/mlflow.db"
-        )
+        expect(page.get_by_test_id("mlops-tracking-uri")).to_have_text(tracking_uri_for(root))
         select = page.get_by_test_id("mlops-experiment-select")
         expect(select.locator("option", has_text=EXPERIMENT)).to_have_count(1)
         # When the setting names the second store
@@ -239,7 +238,7 @@ def test_the_tracking_uri_setting_switches_the_sidebar_to_another_store(
         # and emptied, the server's own store is back
         set_tracking_uri_in_settings_editor(page, "")
         expect(page.get_by_test_id("mlops-tracking-uri")).to_have_text(
-            f"sqlite:///{root}/.mlops/mlflow.db", timeout=30_000
+            tracking_uri_for(root), timeout=30_000
         )
     # the setting is left as found (extension_settings puts back "{}")
     status, body = lab.api("/lab/api/settings/jupyter-mlops:plugin")
@@ -296,7 +295,7 @@ def hostile_run(lab: LabServer) -> str:
     """A tracked-style run (tag mlops.snapshot) whose snapshot holds hostile outputs."""
     from mlflow.tracking import MlflowClient
 
-    store = MlflowRunStore(resolve_tracking_location(f"sqlite:///{lab.root}/.mlops/mlflow.db"))
+    store = MlflowRunStore(resolve_tracking_location(tracking_uri_for(lab.root)))
     client = MlflowClient(tracking_uri=store.tracking_uri)
     digest = secrets.token_hex(32)
     run = client.create_run(store.experiment_id(EXPERIMENT), tags={"mlops.snapshot": digest})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from store_under_test import tracking_uri_for
 
 import jupyter_mlops
 
@@ -34,9 +35,7 @@ def test_sidebar_shows_version_and_tracking_location(page: Page, lab: LabServer)
     open_mlops_sidebar(page)
     # Then it shows what the status endpoint reports
     expect(page.get_by_test_id("mlops-version")).to_have_text(jupyter_mlops.__version__)
-    expect(page.get_by_test_id("mlops-tracking-uri")).to_have_text(
-        f"sqlite:///{lab.root.resolve()}/.mlops/mlflow.db"
-    )
+    expect(page.get_by_test_id("mlops-tracking-uri")).to_have_text(tracking_uri_for(lab.root))
     expect(page.get_by_test_id("mlops-store-status")).to_contain_text("Store answers")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "sidebar-status.png"))

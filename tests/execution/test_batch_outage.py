@@ -1,18 +1,23 @@
-"""A tracking server that goes away for 30 s in the middle of a batch (issue 8).
+"""A team tracking server that goes away for 30 s in the middle of a batch (issue 8).
 
-The kernels keep logging into the offline spool, the orchestrator waits for the server
-to open and close runs, and once it answers everything is written: every metric value
-exactly once, every run with its final status, the spool empty.
+The server is the team set-up (``mlflow server`` on PostgreSQL with proxied artifacts);
+its process stops while PostgreSQL stays up, as when the server restarts or the network
+drops. The kernels keep logging into the offline spool, the orchestrator waits for the
+server to open and close runs, and once it answers everything is written: every metric
+value exactly once (counted in PostgreSQL itself), every run with its final status, the
+spool empty.
 """
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 from mlflow_server import MlflowServer
+from postgres_server import PostgresServer
 
 from jupyter_mlops.core.settings import resolve_tracking_location, spool_folder
 from jupyter_mlops.tracking.spool import Spool
@@ -36,8 +41,10 @@ def first_metric_logged(client: MlflowClient, experiment: str, deadline: float) 
 
 
 def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
-    project: Path, mlflow_server: MlflowServer
+    project: Path, team_server: MlflowServer, postgres_server: PostgresServer
 ) -> None:
+    mlflow_server = team_server.start()  # running, whatever an earlier test did to it
+    name = f"offline-batch-{secrets.token_hex(4)}"
     copy_notebook("slow_metrics.ipynb", project)
     grid = ",".join(str(p) for p in POINTS)
     batch = subprocess.Popen(
@@ -50,7 +57,7 @@ def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
             "--workers",
             "2",
             "--experiment",
-            "offline-batch",
+            name,
         ],
         cwd=project,
         env=clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri),
@@ -61,7 +68,7 @@ def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
     try:
         client = MlflowClient(mlflow_server.uri)
         # Given a batch whose first points are logging
-        first_metric_logged(client, "offline-batch", time.monotonic() + 120)
+        first_metric_logged(client, name, time.monotonic() + 120)
         # When the server stops for 30 s and comes back on the same port
         location = resolve_tracking_location(mlflow_server.uri, cwd=project)
         spool = Spool(spool_folder(location, environ={}), location.uri)
@@ -76,10 +83,11 @@ def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
         if batch.poll() is None:
             batch.kill()
             batch.communicate()
+        mlflow_server.start()  # back for the next test even when this one failed
     # Then the batch finished every point
     assert batch.returncode == 0, stderr
     assert "4/4 points finished" in stdout
-    experiment = client.get_experiment_by_name("offline-batch")
+    experiment = client.get_experiment_by_name(name)
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("mlops.kind") == "batch"]
@@ -94,6 +102,14 @@ def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
         ], f"point {point} lost or duplicated values"
         assert run.info.status == "FINISHED", point
         assert run.info.end_time is not None
+    # And PostgreSQL itself holds each value once (MLflow's history would show duplicates too)
+    rows = postgres_server.query(
+        "SELECT count(*), count(DISTINCT (metrics.run_uuid, metrics.step)) FROM metrics"
+        " JOIN runs ON runs.run_uuid = metrics.run_uuid"
+        " WHERE runs.experiment_id = %s AND metrics.key = 'value'",
+        int(experiment.experiment_id),
+    )
+    assert rows == [(len(POINTS) * STEPS, len(POINTS) * STEPS)]
     # And the kernels kept their records in the spool meanwhile, which holds nothing any more
     assert spooled_during_outage > 0
     assert spool.pending_count() == 0

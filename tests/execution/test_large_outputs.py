@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
+from store_under_test import store_client
 
 from conftest import run_cli
 
@@ -14,7 +14,7 @@ HUNDRED_MB = 100_000_000
 
 
 def test_hundred_megabytes_of_outputs_never_crash_and_stay_out_of_the_store(
-    project: Path,
+    project: Path, tmp_path: Path
 ) -> None:
     # Given a notebook saved with 100 MB of output, whose cell prints 30 MB when it runs
     cell = {
@@ -42,12 +42,13 @@ def test_hundred_megabytes_of_outputs_never_crash_and_stay_out_of_the_store(
     texts = [o.get("text", "") for o in executed["cells"][0]["outputs"]]
     printed = "".join(t if isinstance(t, str) else "".join(t) for t in texts)
     assert printed.count("b") == 30_000_000 and "done" in printed
-    client = MlflowClient(f"sqlite:///{project}/.mlops/mlflow.db")
+    client = store_client(project)
     run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
     assert run.info.status == "FINISHED"
-    folder = Path(run.info.artifact_uri.removeprefix("file://"))
-    snapshot = next((folder / "snapshots").glob("*.ipynb"))
-    stored = folder / "executed" / "big.ipynb"
-    assert snapshot.stat().st_size < 100_000 and stored.stat().st_size < 100_000
-    assert "was left out of this copy" in snapshot.read_text()
-    assert "was left out of this copy" in stored.read_text()
+    (snapshot,) = client.list_artifacts(run.info.run_id, "snapshots")
+    (stored,) = client.list_artifacts(run.info.run_id, "executed")
+    assert stored.path == "executed/big.ipynb"
+    assert snapshot.file_size < 100_000 and stored.file_size < 100_000
+    for artifact in (snapshot, stored):
+        local = client.download_artifacts(run.info.run_id, artifact.path, str(tmp_path))
+        assert "was left out of this copy" in Path(local).read_text()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
+from store_under_test import store_client
 
 from jupyter_mlops.core.errors import InvalidNotebookError, NotFoundError, UsageError
 from jupyter_mlops.core.secrets import MASK
@@ -31,7 +32,7 @@ def cli(project: Path, *args: str, timeout: float = 180) -> subprocess.Completed
 
 
 def store(project: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{project}/.mlops/mlflow.db")
+    return store_client(project)
 
 
 def runs_of(client: MlflowClient, experiment: str) -> list[Any]:

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 from governance_project import NOTEBOOK, Project
 from nbdime import diff_notebooks
+from store_under_test import store_client
 
 from jupyter_mlops.core.notebook_diff import patch_notebook
 
@@ -46,9 +47,8 @@ def test_diff_json_is_nbdimes_diff_and_patches_a_into_b(tracked: Project) -> Non
 
 
 def _logged_executed(project: Project, index: int) -> nbformat.NotebookNode:
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{project.root}/.mlops/mlflow.db")
+    client = store_client(project.root)
     path = client.download_artifacts(
         project.runs[index], f"executed/{NOTEBOOK}", str(project.root / f"dl-{index}")
     )

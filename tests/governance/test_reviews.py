@@ -8,6 +8,7 @@ import subprocess
 
 from governance_project import Project
 from mlflow.tracking import MlflowClient
+from store_under_test import store_client
 
 from conftest import run_cli, run_main
 
@@ -17,7 +18,7 @@ def _cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _client(project: Project) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{project.root}/.mlops/mlflow.db")
+    return store_client(project.root)
 
 
 def _open(project: Project, *args: str) -> dict:

@@ -23,6 +23,7 @@ from nbrun import (
     running_kernel,
     stream_text,
 )
+from store_under_test import store_client
 
 from jupyter_mlops.tracking.mlflow_store import PROBE_AFTER_IDLE_S
 
@@ -40,7 +41,7 @@ def mlops_lines(cell: Any) -> list[str]:
 
 
 def sqlite_store(project: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{project}/.mlops/mlflow.db")
+    return store_client(project)
 
 
 def test_bad_flags_names_and_values_say_one_line_and_lose_nothing_else(

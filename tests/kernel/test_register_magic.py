@@ -14,6 +14,7 @@ from nbclient.exceptions import CellExecutionError
 from nbrun import only_run, running_kernel, stream_text
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from store_under_test import tracking_uri_for
 
 from jupyter_mlops.core.parameters import canonical_params
 from jupyter_mlops.tracking.datasets import frame_digest
@@ -22,7 +23,7 @@ from conftest import clean_env, copy_notebook
 
 
 def store_uri(project: Path) -> str:
-    return f"sqlite:///{project}/.mlops/mlflow.db"
+    return tracking_uri_for(project)
 
 
 def test_register_magic_records_lineage_and_a_fresh_process_loads_the_models(

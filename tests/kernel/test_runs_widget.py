@@ -7,15 +7,15 @@ from pathlib import Path
 import nbformat
 from mlflow.tracking import MlflowClient
 from nbrun import running_kernel, stream_text
+from store_under_test import location_for
 
-from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.kernel.runs_widget import RunsTable, load_runs
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def make_runs(project: Path) -> None:
-    location = resolve_tracking_location(cwd=project, environ={})
+    location = location_for(project)
     from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 
     store = MlflowRunStore(location)  # creates the database with our artifact folder
@@ -32,7 +32,7 @@ def make_runs(project: Path) -> None:
 def test_table_sorts_and_compares_in_the_kernel(project: Path) -> None:
     # Given three runs in the project's store
     make_runs(project)
-    runs = load_runs(resolve_tracking_location(cwd=project, environ={}), "sweep", "", 50)
+    runs = load_runs(location_for(project), "sweep", "", 50)
     table = RunsTable(runs, "experiment 'sweep'")
     assert table.widget is not None
     # When the user sorts by the metric, ascending
@@ -55,7 +55,7 @@ def test_table_sorts_and_compares_in_the_kernel(project: Path) -> None:
     assert "<td><b>1</b></td>" in result and "<td><b>0.01</b></td>" in result
     assert "<td>rf</td>" in result
     # and a filter narrows the runs with MLflow's own syntax
-    location = resolve_tracking_location(cwd=project, environ={})
+    location = location_for(project)
     assert len(load_runs(location, "sweep", "metrics.acc > 0.9", 50)) == 2
 
 

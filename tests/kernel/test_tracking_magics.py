@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 from nbrun import artifact_text, only_run, running_kernel
+from store_under_test import store_client
 
 from conftest import copy_notebook
 
@@ -24,7 +25,7 @@ def execute(notebook: Path, order: list[int] | None = None) -> Any:
 
 
 def store(project: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{project}/.mlops/mlflow.db")
+    return store_client(project)
 
 
 def outputs_text(cell: Any) -> str:

@@ -8,6 +8,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from store_under_test import tracking_uri_for
 
 from jupyter_mlops.core.artifacts import artifact_response, check_artifact_path
 from jupyter_mlops.core.errors import NotFoundError, TooLargeError, UsageError
@@ -41,7 +42,7 @@ def fetch(
 
 
 def store_of(lab: LabServer) -> MlflowRunStore:
-    return MlflowRunStore(resolve_tracking_location(f"sqlite:///{lab.root}/.mlops/mlflow.db"))
+    return MlflowRunStore(resolve_tracking_location(tracking_uri_for(lab.root)))
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,7 @@ def test_without_credentials_it_is_403(lab: LabServer, run_id: str) -> None:
 def test_an_artifact_over_the_cap_is_too_large(lab: LabServer, run_id: str) -> None:
     from jupyter_mlops.server.artifact_handlers import read_run_artifact
 
-    location = resolve_tracking_location(f"sqlite:///{lab.root}/.mlops/mlflow.db")
+    location = resolve_tracking_location(tracking_uri_for(lab.root))
     assert read_run_artifact(location, run_id, "plot.svg", limit=len(HOSTILE_SVG)) == HOSTILE_SVG
     with pytest.raises(TooLargeError, match="over"):
         read_run_artifact(location, run_id, "plot.svg", limit=len(HOSTILE_SVG) - 1)

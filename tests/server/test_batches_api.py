@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+from store_under_test import store_client
 
 from conftest import TESTS, LabServer, clean_env, copy_notebook, start_lab, stop_lab
 
@@ -43,7 +43,7 @@ def test_a_batch_runs_from_the_server_and_reports_its_points(lab: LabServer) -> 
     listed = lab.api(API)[1]["batches"]
     assert job["id"] in [j["id"] for j in listed]
     # and the store has the batch with its two child runs
-    client = MlflowClient(f"sqlite:///{lab.root.resolve()}/.mlops/mlflow.db")
+    client = store_client(lab.root)
     parent = client.get_run(done["batch_run_id"])
     children = client.search_runs(
         [parent.info.experiment_id],
@@ -61,7 +61,7 @@ def test_a_running_batch_stops_with_its_runs_killed(lab: LabServer) -> None:
     assert status == 202, job
     log = lab.root / ".mlops" / "batches" / f"{job['id']}.log"
     deadline = time.monotonic() + 120
-    client = MlflowClient(f"sqlite:///{lab.root.resolve()}/.mlops/mlflow.db")
+    client = store_client(lab.root)
 
     def running_child() -> bool:
         experiments = [e.experiment_id for e in client.search_experiments()]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from store_under_test import location_for
 
-from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 from jupyter_mlops.tracking.registry import log_model, register_version
 
@@ -29,7 +29,7 @@ GATED = "prod"
 
 def lab_store(lab: LabServer) -> MlflowRunStore:
     """The store the lab serves: ``.mlops/mlflow.db`` of its project root."""
-    return MlflowRunStore(resolve_tracking_location(cwd=lab.root, environ={}))
+    return MlflowRunStore(location_for(lab.root))
 
 
 def register_versions(lab: LabServer, name: str, count: int) -> list[str]:

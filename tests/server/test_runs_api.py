@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
+from store_under_test import store_client
 
 from conftest import LabServer, copy_notebook, tracked_run
 
@@ -206,10 +207,9 @@ def test_an_unknown_metric_is_a_404(lab: LabServer, runs: dict[str, str]) -> Non
 
 
 def test_a_metric_that_is_not_finite_is_null_so_browsers_can_parse_it(lab: LabServer) -> None:
-    from mlflow.tracking import MlflowClient
 
     # Given a run that logged NaN, which MLflow keeps (it clamps infinities to the float range)
-    client = MlflowClient(tracking_uri=f"sqlite:///{lab.root.resolve()}/.mlops/mlflow.db")
+    client = store_client(lab.root)
     experiment = client.get_experiment_by_name("runs-api-nan")
     experiment_id = (
         experiment.experiment_id if experiment else client.create_experiment("runs-api-nan")

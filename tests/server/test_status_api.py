@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from store_under_test import team_mode, tracking_uri_for
+
 import jupyter_mlops
 
 from conftest import LabServer
@@ -32,10 +34,12 @@ def test_status_with_token_reports_version_location_and_store(lab: LabServer) ->
     assert status == 200
     assert body["version"] == jupyter_mlops.__version__
     tracking = body["tracking"]
-    assert tracking["source"] == "default"
-    assert tracking["uri"] == f"sqlite:///{lab.root.resolve()}/.mlops/mlflow.db"
+    assert tracking["uri"] == tracking_uri_for(lab.root)
     assert tracking["project_root"] == str(lab.root.resolve())
-    assert tracking["kind"] == "sqlite"
+    if team_mode():  # the Lab server was given the team server's URI
+        assert (tracking["source"], tracking["kind"]) == ("environment", "http")
+    else:
+        assert (tracking["source"], tracking["kind"]) == ("default", "sqlite")
     assert set(body["store"]) == {"ok", "kind", "message"}
     assert body["store"]["ok"] is True
 

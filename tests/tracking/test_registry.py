@@ -18,6 +18,7 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
+from store_under_test import location_for, share_store
 
 from jupyter_mlops.core.errors import NotFoundError, PolicyError, StoreUnavailableError, UsageError
 from jupyter_mlops.core.lineage import (
@@ -28,7 +29,6 @@ from jupyter_mlops.core.lineage import (
     load_policy,
 )
 from jupyter_mlops.core.parameters import canonical_params
-from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.tracking.datasets import frame_digest, log_dataframes
 from jupyter_mlops.tracking.environment import environment_listing, run_tags
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
@@ -53,17 +53,18 @@ require_reproduced_for = ["champion"]
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def root(tmp_path_factory: pytest.TempPathFactory, team_stores: None) -> Path:
     folder = tmp_path_factory.mktemp("registry") / "project"
     folder.mkdir()
+    share_store(folder)
     (folder / "pyproject.toml").write_text(POLICY)
     return folder
 
 
 @pytest.fixture(scope="module")
 def store(root: Path) -> MlflowRunStore:
-    """One SQLite store for the module (creating one costs seconds); tests use their own names."""
-    return MlflowRunStore(resolve_tracking_location(cwd=root, environ={}))
+    """One store for the module (creating one costs seconds); tests use their own names."""
+    return MlflowRunStore(location_for(root))
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ store.end_run(run.run_id, "FINISHED")
 """
 
 
+@pytest.mark.own_store
 def test_six_processes_create_the_same_new_store(project: Path) -> None:
     # Given a project without a database, when six processes open it at the same moment
     processes = [

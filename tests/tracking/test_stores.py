@@ -22,6 +22,7 @@ from jupyter_mlops.core.settings import TrackingLocation
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 from jupyter_mlops.tracking.store import Batch, MetricPoint
 
+pytestmark = pytest.mark.own_store
 SECRET = "s3cr3t-value-from-env-0042"
 NOTEBOOK = "tracked_params_metrics.ipynb"
 

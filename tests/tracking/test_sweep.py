@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 from mlflow.tracking import MlflowClient
 from nbrun import running_kernel
+from store_under_test import store_client
 
 from conftest import VENV_BIN, clean_env, copy_notebook, run_cli
 
@@ -19,7 +20,7 @@ BEAT = {"JUPYTER_MLOPS_HEARTBEAT": "0.5s"}
 
 
 def client_for(project: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{project}/.mlops/mlflow.db")
+    return store_client(project)
 
 
 def only_run(client: MlflowClient):  # type: ignore[no-untyped-def]
