@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hostile_notebooks import hostile_notebook
 from playwright.sync_api import Page, expect
 
 from conftest import LabServer, run_cli
@@ -27,75 +28,6 @@ from conftest import LabServer, run_cli
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(__file__).parents[2] / "test-results" / "screenshots"
 TIMEOUT = 60_000
-
-
-def pwn(tag: str) -> str:
-    """JavaScript that marks the page (and its top window) as run by ``tag``."""
-    return f"top.__pwned='{tag}';top.document.title='pwned {tag}'"
-
-
-def hostile_html(side: str) -> list[str]:
-    return [
-        f"<b>bold-{side}</b>\n",
-        f"<table><tr><td>cell-{side}</td></tr></table>\n",
-        f"<script>{pwn('html-script-' + side)}</script>\n",
-        f'<img src=x onerror="{pwn("img-onerror-" + side)}">\n',
-        f'<svg xmlns="http://www.w3.org/2000/svg" onload="{pwn("inline-svg-" + side)}"></svg>\n',
-        f'<iframe srcdoc="<script>{pwn("iframe-" + side)}</script>"></iframe>\n',
-    ]
-
-
-def hostile_notebook(side: str) -> dict:
-    """A notebook whose outputs (different on each ``side``) and markdown try to run script."""
-    svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" '
-        f'onload="{pwn("svg-" + side)}"><rect width="20" height="20"/></svg>'
-    )
-    markdown = (
-        "# Hostile report\n\n**bold-markdown**\n\n"
-        f"<script>{pwn('markdown-script')}</script>\n"
-        f'<img src=x onerror="{pwn("markdown-img")}">\n'
-    )
-    return {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-        "cells": [
-            # the same in both: nbdime renders an unchanged markdown cell through rendermime
-            {"cell_type": "markdown", "id": "md", "metadata": {}, "source": markdown},
-            {
-                "cell_type": "code",
-                "id": "report",
-                "metadata": {},
-                "execution_count": 1,
-                "source": f"show_report('{side}')",
-                "outputs": [
-                    {
-                        "output_type": "display_data",
-                        "metadata": {},
-                        "data": {
-                            "text/html": hostile_html(side),
-                            "text/plain": [f"<HTML report {side}>"],
-                        },
-                    },
-                    {
-                        "output_type": "display_data",
-                        "metadata": {},
-                        "data": {
-                            "application/javascript": [pwn("javascript-" + side)],
-                            "text/plain": [f"<Javascript {side}>"],
-                        },
-                    },
-                    {
-                        "output_type": "display_data",
-                        "metadata": {},
-                        "data": {"image/svg+xml": [svg], "text/plain": [f"<SVG {side}>"]},
-                    },
-                    {"output_type": "stream", "name": "stdout", "text": [f"printed-{side}\n"]},
-                ],
-            },
-        ],
-    }
 
 
 @pytest.fixture(scope="module")
