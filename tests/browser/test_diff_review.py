@@ -155,9 +155,14 @@ def open_notebook(page: Page, lab: LabServer, tracked: Tracked, workspace: str) 
 
 def palette_command(page: Page, focus: Locator, label: str) -> None:
     """Run the command palette entry named ``label`` (it must be enabled)."""
-    focus.click()
-    page.keyboard.press("Control+Shift+c")
     palette = page.locator(".jp-ModalCommandPalette .lm-CommandPalette-input")
+    # Lab sometimes drops the shortcut while its main area is still settling: press again.
+    for _attempt in range(4):
+        focus.click()
+        page.keyboard.press("Control+Shift+c")
+        with contextlib.suppress(AssertionError):
+            expect(palette).to_be_visible(timeout=3_000)
+            break
     expect(palette).to_be_visible()
     palette.fill(label)
     item = page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item", has_text=label).first
