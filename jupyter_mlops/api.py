@@ -12,6 +12,7 @@ import atexit
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ EXIT_FLUSH_TIMEOUT_S = 60.0
 
 _lock = threading.Lock()
 _session: TrackingSession | None = None
+#: Every session of this kernel that may still have records queued (an ended one too):
+#: a run started offline is created later, and its queued records need its real id.
+_sessions: weakref.WeakSet[TrackingSession] = weakref.WeakSet()
 _writer: AsyncWriter | None = None
 _location: TrackingLocation | None = None
 _store: RunStore | None = None
@@ -107,7 +111,9 @@ def start_run(
         if _writer is None or (_location is not None and _location.uri != location.uri):
             if _writer is not None:
                 _writer.close()
-            _writer = AsyncWriter(_make_store(location), spool=_spool_for(location))
+            _writer = AsyncWriter(
+                _make_store(location), spool=_spool_for(location), on_created=_adopt_created
+            )
             _location = location
         install_kernel_shutdown_hook()
         resume = run_id or (os.environ.get(ENV_RUN_ID) if _session is None else None)
@@ -122,8 +128,15 @@ def start_run(
             environment=environment_listing,
             on_started=on_started,
         )
+        _sessions.add(_session)
         _start_heartbeat(_session)
         return _session
+
+
+def _adopt_created(created: dict[str, RunHandle]) -> None:
+    """The writer created runs started offline: their sessions switch to the real ids."""
+    for session in list(_sessions):
+        session.adopt_created_runs(created)
 
 
 _heartbeat: Any = None

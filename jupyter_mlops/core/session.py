@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from jupyter_mlops.core.cells import (
@@ -38,7 +39,13 @@ from jupyter_mlops.core.errors import UsageError
 from jupyter_mlops.core.order import NotebookIndex, out_of_order_reason
 from jupyter_mlops.core.secrets import SecretMasker
 from jupyter_mlops.core.snapshot import prepare_snapshot
-from jupyter_mlops.tracking.store import Batch, MetricPoint, RunHandle, RunStore
+from jupyter_mlops.tracking.store import (
+    TAG_CREATION_KEY,
+    Batch,
+    MetricPoint,
+    RunHandle,
+    RunStore,
+)
 
 MAX_KEY_LENGTH = 250
 TAG_SNAPSHOT = "mlops.snapshot"
@@ -130,6 +137,9 @@ class TrackingSession:
         resume_run_id: str | None,
         environment: Callable[[], tuple[str, str]] | None,
     ) -> None:
+        # The same key on every try: a retry, or the spool's replay, finds the run it made.
+        created_tags = {**tags, TAG_CREATION_KEY: uuid.uuid4().hex}
+
         def start(store: RunStore) -> None:
             if resume_run_id:
                 self.handle = store.resume_run(resume_run_id)
@@ -142,7 +152,7 @@ class TrackingSession:
                 )
                 store.log_batch(resume_run_id, Batch(tags=tags))
             else:
-                self.handle = store.start_run(self.experiment, run_name, tags)
+                self.handle = store.start_run(self.experiment, run_name, created_tags)
             if environment is not None:
                 listing, digest = environment()
                 store.put_artifact(self.handle.run_id, "environment.txt", listing.encode())
@@ -151,6 +161,23 @@ class TrackingSession:
                 self._on_started(self.handle)
 
         self.writer.call(start)
+
+    def adopt_created_runs(self, created: Mapping[str, RunHandle]) -> None:
+        """The store created the run that was started offline: use its real id from now.
+
+        Called by the writer thread once it replayed the spool (records still queued ask
+        ``run_id()`` when they are written, so they go to the real run).
+        """
+        if self.handle is None or self.handle.run_id not in created:
+            return
+        real = created[self.handle.run_id]
+        self.handle = replace(
+            self.handle,
+            run_id=real.run_id,
+            experiment_id=real.experiment_id or self.handle.experiment_id,
+            run_name=real.run_name or self.handle.run_name,
+            artifact_uri=real.artifact_uri or self.handle.artifact_uri,
+        )
 
     def run_id(self) -> str:
         """The run id; only valid in the writer thread after the start or after a flush."""

@@ -46,6 +46,8 @@ class RunPanel:
         location = api._location
         if handle is None or location is None or location.kind != "http":
             return None
+        if not handle.experiment_id:  # started offline, not created in the store yet
+            return None
         from jupyter_mlops.core.settings import redact_uri
 
         base = redact_uri(location.uri).replace("***@", "").rstrip("/")

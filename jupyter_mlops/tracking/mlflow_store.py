@@ -401,6 +401,7 @@ class MlflowRunStore:
         run_name: str | None,
         tags: dict[str, str],
         parent_run_id: str | None = None,
+        start_time_ms: int | None = None,
     ) -> RunHandle:
         experiment_id = self.experiment_id(experiment)
         all_tags = dict(tags)
@@ -408,9 +409,29 @@ class MlflowRunStore:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self._call(
             "starting a run",
-            lambda: self.client.create_run(experiment_id, tags=all_tags, run_name=run_name),
+            lambda: self.client.create_run(
+                experiment_id, start_time=start_time_ms, tags=all_tags, run_name=run_name
+            ),
         )
         return self._handle(run)
+
+    def run_with_tag(self, key: str, value: str) -> str | None:
+        """The id of an active run tagged ``key = value`` in any experiment, or None.
+
+        How replay finds a run it may have created before (its creation key).
+        """
+        from mlflow.entities import ViewType
+
+        experiments = self._call(
+            "listing experiments",
+            lambda: self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY),
+        )
+        ids = [e.experiment_id for e in experiments]
+        for start in range(0, len(ids), 100):  # MLflow searches at most 100 experiments
+            runs = self.find_runs(ids[start : start + 100], f"tags.`{key}` = '{value}'", 1)
+            if runs:
+                return runs[0].run_id
+        return None
 
     def resume_run(self, run_id: str) -> RunHandle:
         run = self._call(f"reading run {run_id}", lambda: self.client.get_run(run_id))

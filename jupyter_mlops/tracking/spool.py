@@ -8,12 +8,22 @@ Layout, under ``<project root>/.mlops/spool/`` (see :func:`spool_folder`)::
     replay.lock                                  one replayer at a time (flock)
 
 A journal starts with a header line (the store it is for, the writer's pid) followed by
-one JSON line per record, each with a unique ``id``: ``log_batch`` (params, metrics as
-``[key, value, step, timestamp_ms]``, tags), ``put_artifact`` (a path and the sha256 of
-its blob) and ``end_run`` (status and end time). Every line is written with one
-``write`` and ``fsync``; the writer holds an ``flock`` on its journal while it lives, so
-a replayer tells a journal whose process died (adopt it, delete it once replayed) from
-one still being written (replay it, keep it).
+one JSON line per record, each with a unique ``id``: ``start_run`` (a run created while
+the store did not answer), ``log_batch`` (params, metrics as ``[key, value, step,
+timestamp_ms]``, tags), ``put_artifact`` (a path and the sha256 of its blob) and
+``end_run`` (status and end time).
+
+MLflow assigns run ids, so a run created offline gets a provisional id,
+``offline-<creation key>``, which its later records use. Every run a tracking session
+creates carries its creation key as the tag ``mlops.creation_key`` (online too): replay
+finds the run by that tag before creating it, so a ``start_run`` replayed twice, or one
+whose first try reached the store although its answer was lost, still makes one run.
+Replay reports the ids it resolved (``ReplayReport.created``) so that a live writer
+switches to the real id.
+
+Every line is written with one ``write`` and ``fsync``; the writer holds an ``flock`` on
+its journal while it lives, so a replayer tells a journal whose process died (adopt it,
+delete it once replayed) from one still being written (replay it, keep it).
 
 Replay applies records in journal order and moves the ``applied`` offset after each
 group (``os.replace`` of a small file), so it resumes where it stopped. It is
@@ -45,7 +55,7 @@ from typing import Any
 
 from jupyter_mlops.core.errors import MlopsError, StoreUnavailableError, UsageError
 from jupyter_mlops.core.settings import redact_uri
-from jupyter_mlops.tracking.store import Batch, MetricPoint, RunHandle
+from jupyter_mlops.tracking.store import TAG_CREATION_KEY, Batch, MetricPoint, RunHandle
 
 FORMAT_VERSION = 1
 JOURNAL_GLOB = "journal-*.jsonl"
@@ -57,6 +67,8 @@ BLOB_GRACE_S = 60.0
 #: Records of one run merged into one ``log_batch`` on replay (MLflow's limits are
 #: handled by the store, which splits a batch into requests).
 MAX_GROUP_METRICS = 5000
+#: The prefix of a run id given offline (then ``offline-<creation key>``).
+OFFLINE_PREFIX = "offline-"
 _counter = 0
 
 
@@ -259,8 +271,23 @@ class SpoolingStore:
         run_name: str | None,
         tags: dict[str, str],
         parent_run_id: str | None = None,
+        start_time_ms: int | None = None,
     ) -> RunHandle:
-        raise NotSpoolable("creating a run", blocking=True)
+        """Record the run's creation; its records use a provisional id until replay."""
+        key = tags.get(TAG_CREATION_KEY) or uuid.uuid4().hex
+        run_id = OFFLINE_PREFIX + key
+        self._append(
+            {
+                "op": "start_run",
+                "run_id": run_id,
+                "experiment": experiment,
+                "run_name": run_name,
+                "tags": {**tags, TAG_CREATION_KEY: key},
+                "parent_run_id": parent_run_id,
+                "start_time_ms": start_time_ms or int(time.time() * 1000),
+            }
+        )
+        return RunHandle(run_id, "", experiment, run_name or "", "")
 
     def resume_run(self, run_id: str) -> RunHandle:
         # The run exists (its id is known); its status is left as it is.
@@ -356,6 +383,8 @@ class ReplayReport:
     skipped: list[str] = field(default_factory=list)
     #: Journals left for another store (their URIs).
     other_stores: list[str] = field(default_factory=list)
+    #: Provisional ids of runs created offline -> their ids in the store.
+    created: dict[str, str] = field(default_factory=dict)
 
 
 def _read_offset(path: Path) -> int:
@@ -536,7 +565,7 @@ class Spool:
                 return
             uncertain = resumed or any(r.get("uncertain") for r in group)
             try:
-                _apply(store, group, uncertain, self.folder)
+                _apply(store, group, uncertain, self.folder, report.created)
             except StoreUnavailableError:
                 raise
             except (UsageError, SpoolError) as error:
@@ -600,10 +629,54 @@ def _joins(group: list[dict[str, Any]], record: dict[str, Any]) -> bool:
     return sum(len(r["metrics"]) for r in group) + len(record["metrics"]) <= MAX_GROUP_METRICS
 
 
-def _apply(store: Any, group: list[dict[str, Any]], uncertain: bool, folder: Path) -> None:
+def is_offline_id(run_id: str) -> bool:
+    """Whether ``run_id`` is a provisional id of a run created while offline."""
+    return run_id.startswith(OFFLINE_PREFIX)
+
+
+def _create_once(store: Any, record: dict[str, Any], created: dict[str, str]) -> str:
+    """The id of the run a ``start_run`` record describes: found by its creation key,
+    else created now (with the time it was started offline)."""
+    tags = {str(k): str(v) for k, v in (record.get("tags") or {}).items()}
+    existing = store.run_with_tag(TAG_CREATION_KEY, tags[TAG_CREATION_KEY])
+    if existing is not None:
+        return str(existing)
+    parent = record.get("parent_run_id")
+    handle = store.start_run(
+        str(record["experiment"]),
+        record.get("run_name"),
+        tags,
+        parent_run_id=_store_id(store, str(parent), created) if parent else None,
+        start_time_ms=record.get("start_time_ms"),
+    )
+    return str(handle.run_id)
+
+
+def _store_id(store: Any, run_id: str, created: dict[str, str]) -> str:
+    """The store's id for ``run_id``: itself, or the run a provisional id stands for."""
+    if not is_offline_id(run_id):
+        return run_id
+    if run_id not in created:
+        found = store.run_with_tag(TAG_CREATION_KEY, run_id.removeprefix(OFFLINE_PREFIX))
+        if found is None:
+            raise SpoolError(f"run {run_id} was created offline, but its start is not spooled")
+        created[run_id] = str(found)
+    return created[run_id]
+
+
+def _apply(
+    store: Any,
+    group: list[dict[str, Any]],
+    uncertain: bool,
+    folder: Path,
+    created: dict[str, str],
+) -> None:
     first = group[0]
     op = first["op"]
-    run_id = str(first["run_id"])
+    if op == "start_run":
+        created[str(first["run_id"])] = _create_once(store, first, created)
+        return
+    run_id = _store_id(store, str(first["run_id"]), created)
     if op == "log_batch":
         batch = Batch()
         for record in group:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+#: Every run we create carries a key of our own, so that creating it again (a retry, a
+#: replay of the offline spool) finds it instead of making a second run.
+TAG_CREATION_KEY = "mlops.creation_key"
+
 
 @dataclass(frozen=True)
 class MetricPoint:
@@ -73,6 +77,7 @@ class RunStore(Protocol):
         run_name: str | None,
         tags: dict[str, str],
         parent_run_id: str | None = None,
+        start_time_ms: int | None = None,
     ) -> RunHandle: ...
 
     def resume_run(self, run_id: str) -> RunHandle: ...

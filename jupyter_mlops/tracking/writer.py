@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from jupyter_mlops.core.errors import MlopsError, UsageError
 from jupyter_mlops.tracking.spool import Journal, NotSpoolable, Spool, SpoolError, SpoolingStore
-from jupyter_mlops.tracking.store import Batch, RunStore
+from jupyter_mlops.tracking.store import Batch, RunHandle, RunStore
 
 #: How long the thread waits after the first record for more to coalesce with it; while
 #: records keep coming (cells run back to back, a loop logs every step) it waits again,
@@ -70,8 +70,13 @@ class AsyncWriter:
         linger_s: float = LINGER_S,
         name: str = "mlops",
         spool: Spool | None = None,
+        on_created: Callable[[dict[str, RunHandle]], None] | None = None,
     ) -> None:
+        """``on_created``: told (in the writer thread) which runs started offline the
+        store has now created, ``{provisional id: handle of the run}``, before the
+        operations that waited meanwhile run."""
         self._store_factory = store_factory
+        self._on_created = on_created
         self._store: RunStore | None = None
         self._linger_s = linger_s
         self._pending: deque[Operation] = deque()
@@ -303,12 +308,14 @@ class AsyncWriter:
         try:
             store = self._real_store()
             if self.spool is not None:
-                self.spool.replay(
+                report = self.spool.replay(
                     store,
                     own=self._journal,
                     include_live=False,
                     on_skipped=self._drop,
                 )
+                if report.created and self._on_created is not None:
+                    self._on_created(_created_handles(store, report.created))
         except UsageError as error:  # not the store's fault: say so, try later
             with self._lock:
                 self._go_offline(error, blocked=self.spool is None)
@@ -426,3 +433,18 @@ class AsyncWriter:
             self._orphans_checked = False  # tried again after the next write that works
         except OSError:
             pass
+
+
+def _created_handles(store: RunStore, created: dict[str, str]) -> dict[str, RunHandle]:
+    """Handles of the runs replay created, read back once (the id alone if that fails)."""
+    handles = {}
+    for provisional, run_id in created.items():
+        try:
+            record = store.get_run(run_id)  # type: ignore[attr-defined]
+        except (MlopsError, AttributeError):
+            handles[provisional] = RunHandle(run_id, "", "", "", "")
+            continue
+        handles[provisional] = RunHandle(
+            run_id, record.experiment_id, "", record.run_name, record.artifact_uri
+        )
+    return handles

@@ -54,3 +54,29 @@ def test_records_of_a_kernel_that_ended_offline_reach_the_store_with_sync(
     assert_bad_store_run(MlflowClient(mlflow_server.uri), notebook, tmp_path)
     again = run_cli(project, "--tracking-uri", mlflow_server.uri, "sync")
     assert again.returncode == 0 and "nothing to replay" in again.stdout
+
+
+def test_a_run_started_while_the_server_is_down_is_created_by_sync(
+    project: Path, tmp_path: Path, mlflow_server: MlflowServer
+) -> None:
+    # Given a tracking server that is down when the notebook starts tracking
+    mlflow_server.stop()
+    notebook = copy_notebook("bad_store.ipynb", project)
+    location = resolve_tracking_location(mlflow_server.uri, cwd=project)
+    spool = Spool(spool_folder(location, environ={}), location.uri)
+    with running_kernel(notebook, MLFLOW_TRACKING_URI=mlflow_server.uri) as kernel:
+        # When tracked cells run and the run is stopped, all while it is down
+        cells = [kernel.run(index) for index in (0, 1, 3, 4, 5)]
+        [line] = store_lines(cells)
+        assert f"records kept in the spool {spool.folder}" in line
+        stop = kernel.run(7)
+        assert "ends FINISHED when the store answers" in "".join(mlops_lines(stop))
+    # Then the kernel ended with everything on disk, the run's creation included
+    pending = [record["op"] for info in spool.pending() for record in info.pending]
+    assert pending[0] == "start_run" and pending[-1] == "end_run", pending
+    # And once the server is back, sync creates the run and writes every record once
+    mlflow_server.start()
+    synced = run_cli(project, "--tracking-uri", mlflow_server.uri, "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert spool.pending_count() == 0 and spool.journal_paths() == []
+    assert_bad_store_run(MlflowClient(mlflow_server.uri), notebook, tmp_path)

@@ -20,7 +20,7 @@ from jupyter_mlops.core.settings import resolve_tracking_location, spool_folder
 from jupyter_mlops.tracking import spool as spool_module
 from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 from jupyter_mlops.tracking.spool import Journal, Spool, SpoolError, SpoolingStore
-from jupyter_mlops.tracking.store import Batch, MetricPoint
+from jupyter_mlops.tracking.store import TAG_CREATION_KEY, Batch, MetricPoint
 from jupyter_mlops.tracking.writer import AsyncWriter
 
 
@@ -276,21 +276,63 @@ def test_the_writer_spools_while_the_store_is_down_and_replays_in_order_when_it_
     writer.close()
 
 
-def test_a_run_that_cannot_be_created_keeps_what_follows_it_in_memory(
+def runs_with_key(store: MlflowRunStore, key: str) -> list[str]:
+    experiment = store.client.get_experiment_by_name("spool")
+    found = store.find_runs([experiment.experiment_id], f"tags.`{TAG_CREATION_KEY}` = '{key}'")
+    return [run.run_id for run in found]
+
+
+def test_a_run_started_offline_is_created_once_when_the_store_answers(
     store: MlflowRunStore, spool: Spool
 ) -> None:
+    # Given a store that is down when a run starts, and records that follow it
     switch = Switch(store)
     switch.down = True
-    writer = AsyncWriter(lambda: switch, linger_s=0, spool=spool)  # type: ignore[arg-type,return-value]
+    created: list[dict[str, Any]] = []
+    writer = AsyncWriter(lambda: switch, linger_s=0, spool=spool, on_created=created.append)  # type: ignore[arg-type,return-value]
     handle: list[str] = []
-    writer.call(lambda s: handle.append(s.start_run("spool", None, {}).run_id))
-    writer.log(lambda: handle[0], Batch(metrics=[MetricPoint("m", 1.0, 1, 1)]))
-    assert not writer.flush(1.5), "the run's id comes from the store: nothing can be spooled"
-    assert writer.pending_count() == 2 and spool.pending_count() == 0
+    writer.call(
+        lambda s: handle.append(s.start_run("spool", None, {TAG_CREATION_KEY: "k1"}).run_id)
+    )
+    writer.log(lambda: handle[-1], Batch(metrics=[MetricPoint("m", 1.0, 1, 1)]))
+    writer.call(lambda s: s.end_run(handle[-1], "FINISHED"))
+    # Then the run gets a provisional id and everything is on disk, nothing in memory
+    assert writer.flush(5), "a flush is done once the records are spooled"
+    assert handle == ["offline-k1"]
+    assert writer.pending_count() == 0 and spool.pending_count() == 3
+    # When the store answers
     switch.down = False
     assert writer.flush(15)
-    assert history(store, handle[0], "m") == [(1, 1.0)]
+    # Then the run exists once, with its records, and the writer said which id it got
+    [run_id] = runs_with_key(store, "k1")
+    [handles] = created
+    assert handles["offline-k1"].run_id == run_id and handles["offline-k1"].experiment_id
+    assert history(store, run_id, "m") == [(1, 1.0)]
+    assert store.run_status(run_id) == "FINISHED"
+    assert spool.pending_count() == 0
     writer.close()
+
+
+def test_a_start_whose_answer_was_lost_or_replayed_twice_makes_one_run(
+    store: MlflowRunStore, spool: Spool
+) -> None:
+    # Given a run the store created although its answer never came back
+    first_try = store.start_run("spool", "lost", {TAG_CREATION_KEY: "k2"}).run_id
+    # and the same start spooled again, with a record for it, in a journal
+    journal = spool.journal()
+    offline = SpoolingStore(journal)
+    provisional = offline.start_run("spool", "lost", {TAG_CREATION_KEY: "k2"}).run_id
+    offline.log_batch(provisional, Batch(metrics=[MetricPoint("m", 2.0, 1, 1)]))
+    journal.close()
+    copy = journal.own[0].read_bytes()
+    # When it is replayed, and replayed again from the start
+    report = spool.replay(store)
+    journal.own[0].write_bytes(copy)
+    again = spool.replay(store)
+    # Then both replays found the run instead of making another one
+    assert report.created == {provisional: first_try} and again.created == report.created
+    assert runs_with_key(store, "k2") == [first_try]
+    assert history(store, first_try, "m") == [(1, 2.0)]
 
 
 def test_a_full_disk_while_offline_keeps_records_in_memory_and_says_so(
