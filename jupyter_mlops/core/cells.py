@@ -37,22 +37,54 @@ MAX_PARAM_TEXT = 500
 MAX_NAME_LENGTH = 250
 #: The characters MLflow accepts in param, metric and tag keys (``validate_param_and_metric_name``).
 STORABLE_NAME = re.compile(r"[/\w.\- :]+")
+#: The expressions that can be param literals (``ast.literal_eval`` refuses the others,
+#: and accepts sets, which are not params).
+LITERAL_NODES = (ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.UnaryOp, ast.BinOp)
+#: An ASCII identifier, or a part of a non-ASCII one.
+WORD = re.compile(r"[^\W\d]\w*")
 
 
 @dataclass(frozen=True)
 class CellAnalysis:
-    """The names a cell binds at top level, split by how, and the free names it reads."""
+    """The names a cell binds at top level, split by how, and the free names it reads.
+
+    ``used_names`` walks the whole tree, which costs as much as parsing it; most tracked
+    cells never need it (only the dataset and out-of-order checks do, and only when
+    ``mentioned_names`` says a name of interest may be there), so it is computed on first
+    use, from ``source`` (parsed again then: keeping every cached tree costs memory).
+    """
 
     literal_bindings: dict[str, Any] = field(default_factory=dict)
     computed_bindings: tuple[str, ...] = ()
-    used_names: frozenset[str] = frozenset()
     parsed: bool = True
     #: Bound names MLflow cannot store as keys, each with whether it was bound to a literal.
     unstorable: dict[str, bool] = field(default_factory=dict)
+    source: str = ""
+
+    @functools.cached_property
+    def used_names(self) -> frozenset[str]:
+        """Names the cell reads before (or without) binding them itself."""
+        if not self.parsed:
+            return frozenset()
+        return _free_names(ast.parse(_strip_magics(self.source)))
+
+    @functools.cached_property
+    def mentioned_names(self) -> frozenset[str]:
+        """Every word of the source that may be a name: a cheap superset of ``used_names``
+        and of the bound names, to rule names out before computing ``used_names``."""
+        words = frozenset(WORD.findall(self.source))
+        if not self.source.isascii():  # the parser normalizes (NFKC) and joins marks
+            bound = {*self.literal_bindings, *self.computed_bindings}
+            return words | self.used_names | bound
+        return words
 
 
+@functools.lru_cache(maxsize=4096)
 def storable_name(name: str) -> bool:
-    """Whether MLflow accepts ``name`` as a param, metric or tag key (it is also a path there)."""
+    """Whether MLflow accepts ``name`` as a param, metric or tag key (it is also a path there).
+
+    Cached: every tracked cell asks again for the same few names.
+    """
     return (
         0 < len(name) <= MAX_NAME_LENGTH
         and STORABLE_NAME.fullmatch(name) is not None
@@ -160,7 +192,7 @@ def analyze_source(source: str) -> CellAnalysis:
     for names, value in _bound_at_top_level(tree):
         literal_value: Any = None
         is_literal = False
-        if value is not None:
+        if isinstance(value, LITERAL_NODES):  # literal_eval of anything else raises, slowly
             try:
                 literal_value = ast.literal_eval(value)
                 is_literal = _is_param_literal(literal_value)
@@ -178,7 +210,7 @@ def analyze_source(source: str) -> CellAnalysis:
                 literals.pop(name, None)
                 if name not in computed:
                     computed.append(name)
-    return CellAnalysis(literals, tuple(computed), _free_names(tree), unstorable=unstorable)
+    return CellAnalysis(literals, tuple(computed), unstorable=unstorable, source=source)
 
 
 def is_metric_value(value: Any) -> bool:
@@ -186,6 +218,8 @@ def is_metric_value(value: Any) -> bool:
 
     An int too large for a float (``10**400``) is not one either: MLflow stores doubles.
     """
+    if type(value) is float:  # the common case, and always storable
+        return True
     if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
         return False
     if isinstance(value, numbers.Real):

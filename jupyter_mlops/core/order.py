@@ -11,12 +11,12 @@ costs one ``ast.parse``, not one per cell.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jupyter_mlops.core.cells import analyze_source, source_hash
+from jupyter_mlops.core.cells import CellAnalysis, analyze_source, source_hash
 
 
 @lru_cache(maxsize=4096)
@@ -62,10 +62,14 @@ class NotebookIndex:
 def out_of_order_reason(
     index: NotebookIndex,
     position: int,
-    used_names: Iterable[str],
+    analysis: CellAnalysis,
     executed_positions: Sequence[int],
 ) -> str | None:
-    """A sentence saying why the cell at ``position`` ran out of order, or None."""
+    """A sentence saying why the cell at ``position`` ran out of order, or None.
+
+    The names the cell reads are worked out (``analysis.used_names``, a walk of its whole
+    tree) only when its words include a name that only a cell below binds.
+    """
     above: set[str] = set()
     for cell in index.cells[:position]:
         above |= cell.bound
@@ -73,8 +77,10 @@ def out_of_order_reason(
     for offset, cell in enumerate(index.cells[position + 1 :], start=position + 1):
         for name in cell.bound:
             below.setdefault(name, offset)
-    for name in sorted(used_names):
-        if name not in above and name not in index.cells[position].bound and name in below:
+    own = index.cells[position].bound
+    suspects = {name for name in below if name not in above and name not in own}
+    if suspects & analysis.mentioned_names:
+        for name in sorted(suspects & analysis.used_names):
             return (
                 f"code cell {position + 1} uses {name!r}, "
                 f"defined only by code cell {below[name] + 1} below it"

@@ -25,10 +25,11 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from jupyter_mlops.core.cells import (
+    CellAnalysis,
     analyze_source,
     is_metric_value,
     metric_float,
@@ -79,6 +80,10 @@ class CellRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     error: dict[str, str] | None = None
     snapshot: str | None = None
+
+
+#: The fields of ``CellRecord``, in order: the keys of a ``cells.jsonl`` line.
+CELL_FIELDS = tuple(f.name for f in fields(CellRecord))
 
 
 def param_text(value: Any) -> str:
@@ -353,7 +358,7 @@ class TrackingSession:
         )
         self.cells.append(record)
         if notebook is not None:
-            messages += self._check_order(notebook, record, analysis.used_names)
+            messages += self._check_order(notebook, record, analysis)
             self._snapshot(notebook, record)
         self._write_cells()
         return messages
@@ -362,7 +367,7 @@ class TrackingSession:
         self,
         notebook: Callable[[], dict[str, Any] | None],
         record: CellRecord,
-        used_names: frozenset[str],
+        analysis: CellAnalysis,
     ) -> list[str]:
         if self.out_of_order is not None:
             return []
@@ -373,7 +378,7 @@ class TrackingSession:
         position = index.position(record.cell_id, record.source_sha256)
         if position is None:
             return []
-        reason = out_of_order_reason(index, position, used_names, self._executed_positions)
+        reason = out_of_order_reason(index, position, analysis, self._executed_positions)
         self._executed_positions.append(position)
         if reason is None:
             return []
@@ -398,7 +403,12 @@ class TrackingSession:
         self.writer.call(write)
 
     def _masked_record(self, cell: CellRecord) -> dict[str, Any]:
-        data = asdict(cell)
+        """The record's fields, secrets masked. Not ``asdict``: its deep copy cost more than
+        the rest, and the values are strings, numbers and flat dicts of them that nothing
+        changes once recorded (``snapshot`` aside, which ``_record_line`` takes fresh)."""
+        data = {name: getattr(cell, name) for name in CELL_FIELDS}
+        data["params"] = dict(cell.params)
+        data["metrics"] = dict(cell.metrics)
         data["source"] = self.masker.mask(cell.source)
         if cell.error:
             data["error"] = self.masker.mask_value(cell.error)

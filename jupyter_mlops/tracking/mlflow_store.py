@@ -50,6 +50,7 @@ from jupyter_mlops.tracking.store import Batch, MetricPoint, RunHandle, RunRecor
 MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
+MAX_ENTITIES_PER_BATCH = 1000
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 #: MLflow's server refuses a log_batch request over 1 MB of JSON; stay well under it.
@@ -74,31 +75,46 @@ log = logging.getLogger(__name__)
 LOCKED = re.compile(r"database is locked|database table is locked", re.IGNORECASE)
 
 
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _sized_chunks(
-    items: list[T], size: int, weight: Callable[[T], int], budget: int = MAX_BATCH_JSON_BYTES
-) -> Iterator[list[T]]:
-    """Chunks of at most ``size`` items whose weights add up to at most ``budget``."""
-    chunk: list[T] = []
-    total = 0
-    for item in items:
-        cost = weight(item)
-        if chunk and (len(chunk) == size or total + cost > budget):
-            yield chunk
-            chunk, total = [], 0
-        chunk.append(item)
-        total += cost
-    if chunk:
-        yield chunk
-
-
 def _json_size(key: str, value: str) -> int:
     """About how many bytes an entity takes in a log_batch request (non-ASCII is escaped)."""
     return len(json.dumps(key)) + len(json.dumps(value)) + 32
+
+
+def _entity_size(kind: str, entity: Any) -> int:
+    """About how many bytes a param, tag or metric takes in a log_batch request."""
+    if kind == "metrics":
+        return len(json.dumps(entity.key)) + 64  # value, step and timestamp are numbers
+    return _json_size(entity.key, entity.value)
+
+
+def _requests(params: list[Any], tags: list[Any], metrics: list[Any]) -> Iterator[dict[str, Any]]:
+    """The entities in as few ``log_batch`` requests as MLflow's limits allow.
+
+    Each MLflow call costs a round of its own (reading the run, a commit; an HTTP request
+    to a server), so a cell's metrics and its tags go in one call instead of one per kind.
+    Params come first, then tags, then metrics, as before; each request stays within the
+    count limits per kind and in all, and within ``MAX_BATCH_JSON_BYTES`` of JSON.
+    """
+    kinds = (
+        ("params", params, MAX_PARAMS_PER_BATCH),
+        ("tags", tags, MAX_TAGS_PER_BATCH),
+        ("metrics", metrics, MAX_METRICS_PER_BATCH),
+    )
+    request: dict[str, list[Any]] = {"params": [], "tags": [], "metrics": []}
+    count = size = 0
+    for kind, items, limit in kinds:
+        for item in items:
+            cost = _entity_size(kind, item)
+            full = len(request[kind]) == limit or count == MAX_ENTITIES_PER_BATCH
+            if count and (full or size + cost > MAX_BATCH_JSON_BYTES):
+                yield {k: v for k, v in request.items() if v}
+                request = {"params": [], "tags": [], "metrics": []}
+                count = size = 0
+            request[kind].append(item)
+            count += 1
+            size += cost
+    if count:
+        yield {k: v for k, v in request.items() if v}
 
 
 def _quoted(text: str) -> str:
@@ -478,18 +494,11 @@ class MlflowRunStore:
             for m in batch.metrics
             if storable_name(m.key)
         ]
-        for param_chunk in _sized_chunks(
-            params, MAX_PARAMS_PER_BATCH, lambda p: _json_size(p.key, p.value)
-        ):
-            self._log_batch_call(run_id, "params", {"params": param_chunk})
-        for tag_chunk in _sized_chunks(
-            tags, MAX_TAGS_PER_BATCH, lambda t: _json_size(t.key, t.value)
-        ):
-            self._log_batch_call(run_id, "tags", {"tags": tag_chunk})
-        for metric_chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
-            self._log_batch_call(run_id, "metrics", {"metrics": metric_chunk})
+        for entities in _requests(params, tags, metrics):
+            self._log_batch_call(run_id, entities)
 
-    def _log_batch_call(self, run_id: str, what: str, entities: dict[str, list[Any]]) -> None:
+    def _log_batch_call(self, run_id: str, entities: dict[str, list[Any]]) -> None:
+        what = " and ".join(entities)
         self._call(f"logging {what}", lambda: self.client.log_batch(run_id, **entities))  # type: ignore[arg-type]
 
     def put_artifact(self, run_id: str, path: str, data: bytes) -> None:

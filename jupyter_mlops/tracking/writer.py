@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from jupyter_mlops.core.errors import MlopsError, UsageError
 from jupyter_mlops.tracking.spool import Journal, NotSpoolable, Spool, SpoolError, SpoolingStore
@@ -56,9 +56,6 @@ class Operation:
     key: str | None = None
     batch: Batch | None = None
     run_ref: Callable[[], str] | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    #: ``done`` of the operations coalesced into this one, set when this one is written.
-    merged: list[threading.Event] = field(default_factory=list)
 
 
 class AsyncWriter:
@@ -111,15 +108,23 @@ class AsyncWriter:
             if self._closed:
                 raise RuntimeError("the tracking writer is closed")
             if operation.key is not None:
-                for index, queued in enumerate(self._pending):
-                    if queued.key == operation.key:
-                        # The newest content goes after everything enqueued before it (a
-                        # record it lists may still wait for an earlier operation).
-                        del self._pending[index]
-                        operation.merged += [queued.done, *queued.merged]
-                        break
+                self._drop_pending(operation.key)
             self._pending.append(operation)
             self._lock.notify_all()
+
+    def _drop_pending(self, key: str) -> None:
+        """Called with the lock held: remove the pending operation with ``key``, which the
+        caller replaces by queueing the newer one last.
+
+        The newest content goes after everything enqueued before it (a record it lists
+        may still wait for an earlier operation). Searched from the end, where the one to
+        replace nearly always is (``cells.jsonl`` is queued again by every tracked cell),
+        so a long queue of back-to-back cells does not make each cell slower.
+        """
+        for index in range(len(self._pending) - 1, -1, -1):
+            if self._pending[index].key == key:
+                del self._pending[index]
+                return
 
     def call(self, action: Callable[[RunStore], None], key: str | None = None) -> None:
         self.submit(Operation(action, key))
@@ -255,10 +260,8 @@ class AsyncWriter:
                     batch = Batch()
                     batch.merge(previous.batch)
                     combined = Operation(previous.action, batch=batch, run_ref=previous.run_ref)
-                    combined.merged = [previous.done, *previous.merged]
                     merged[-1] = combined
                 batch.merge(operation.batch)
-                merged[-1].merged += [operation.done, *operation.merged]
             else:
                 merged.append(operation)
         return merged
@@ -376,9 +379,6 @@ class AsyncWriter:
                     if not self._orphans_checked:
                         self._adopt_orphans()
             queue.popleft()
-            operation.done.set()
-            for done in operation.merged:
-                done.set()
 
     def _spool_one(self, operation: Operation, queue: deque[Operation]) -> str:
         """Write ``operation`` to the journal: ``done``; ``deferred`` when it waits in memory

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
 from nbrun import artifact_text, only_run, running_kernel
 from store_under_test import store_client
+
+from jupyter_mlops.core.cells import analyze_source
+from jupyter_mlops.core.errors import UsageError
+from jupyter_mlops.core.secrets import SecretMasker
+from jupyter_mlops.kernel.magics import MlopsMagics, _cell_parser, _plain_args, _words
+from jupyter_mlops.tracking.writer import AsyncWriter
 
 from conftest import copy_notebook
 
@@ -160,3 +168,92 @@ def test_rerun_of_the_same_notebook_makes_a_new_run(project: Path, name: str) ->
     execute(notebook)
     exp = store(project).get_experiment_by_name("tracked-test")
     assert len(store(project).search_runs([exp.experiment_id])) == 2
+
+
+# -- the shortcuts of a tracked cell's path give the answers of the long way ------------
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "--step 3",
+        "--params a,b  --metrics x\t",
+        "--params 'a b'",
+        '--x "y z"',
+        "a\\ b",
+        "a\x0bb",
+        "a\xa0b",
+        "#not-a-comment --step 4",
+    ],
+)
+def test_the_magic_line_is_split_as_shlex_splits_it(line: str) -> None:
+    assert _words(line) == shlex.split(line)
+
+
+PLAIN_LINES = ["", "--no-snapshot --step 25", "--params a,b --metrics x --step 0"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        *PLAIN_LINES,
+        "--step -3",
+        "--st 3",
+        "--step=3",
+        "--params",
+        "--step 3 --step 4",
+        "--step x",
+        "--bogus",
+        "--params --step 2",
+    ],
+)
+def test_a_plain_magic_line_is_parsed_as_argparse_parses_it(line: str) -> None:
+    parser = _cell_parser()
+    try:
+        expected: Any = vars(parser.parse_args(line.split()))
+    except UsageError:
+        expected = None  # refused: argparse says why, the shortcut stays out of it
+    plain = _plain_args(parser, line.split())
+    assert (plain is not None) == (line in PLAIN_LINES)
+    assert plain is None or vars(plain) == expected
+
+
+def test_masking_a_whole_text_masks_and_counts_what_each_line_would() -> None:
+    env = {"MY_API_TOKEN": "tok-9f8e7d6c5b"}
+    texts = [
+        "%%mlops_track --step 3\nlr = 0.01\nacc = float(0.8365)\n",
+        "url = 'https://u:pw123456@host/x'\nq = 'http://h/?token=abcdef123456'\n",
+        "print('tok-9f8e7d6c5b')\r\nx = 1\x0bpassword = 'hunter2hunter2'\n",
+        "\u017fecret = 'abcdefghijkl'\nna\u00efve = 1",
+    ]
+    for text in texts:
+        masker, by_line = SecretMasker(env), SecretMasker(env)
+        expected = [by_line._mask_line(line) for line in text.splitlines(keepends=True)]
+        assert masker.mask(text) == "".join(masked for masked, _ in expected)
+        assert masker.masked_count == sum(count for _, count in expected)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "df = load()\nprint(df.x)\n%time z = q\n",
+        "\ufb01le_df = load()\nx = \ufb01le_df + na\u00efve\n",  # the parser reads NFKC names
+        "def f():\n    return other\n",
+    ],
+)
+def test_the_words_of_a_cell_include_every_name_it_uses_or_binds(source: str) -> None:
+    # (the dataset and out-of-order checks skip the walk of the tree on them)
+    analysis = analyze_source(source)
+    names = {*analysis.used_names, *analysis.literal_bindings, *analysis.computed_bindings}
+    assert names and names <= analysis.mentioned_names
+
+
+def test_cells_run_back_to_back_refresh_the_panel_once_from_the_writer() -> None:
+    refreshed: list[str] = []
+    writer = AsyncWriter(lambda: SimpleNamespace(), linger_s=1.0)  # type: ignore[arg-type,return-value]
+    magics = MlopsMagics(None)
+    magics._panel = SimpleNamespace(refresh=lambda: refreshed.append("refresh"))
+    for _cell in range(5):
+        magics._refresh_panel_later(SimpleNamespace(writer=writer))
+    assert writer.flush(10)
+    assert refreshed == ["refresh"]
+    writer.close()
