@@ -7,6 +7,10 @@ markdown, printed text) still render. Used by the diff tab's and the review tab'
 
 from __future__ import annotations
 
+from typing import Any
+
+from playwright.sync_api import expect
+
 
 def pwn(tag: str) -> str:
     """JavaScript that marks the page (and its top window) as run by ``tag``."""
@@ -75,3 +79,14 @@ def hostile_notebook(side: str) -> dict:
             },
         ],
     }
+
+
+def expect_harmless_parts_rendered(view: Any) -> None:
+    """Both sides' bold text, tables and printed text, and the markdown, are in ``view``
+    (so a view that shows nothing does not pass as inert)."""
+    for side in ("a", "b"):
+        expect(view.locator("b", has_text=f"bold-{side}")).to_have_count(1)
+        expect(view.locator("td", has_text=f"cell-{side}")).to_have_count(1)
+        expect(view.locator(".jp-Diff-outputPanel")).to_contain_text([f"printed-{side}"])
+    expect(view.locator("h1", has_text="Hostile report")).to_have_count(1)
+    expect(view.locator("strong", has_text="bold-markdown")).to_have_count(1)
