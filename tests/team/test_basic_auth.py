@@ -25,13 +25,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow_server import MlflowServer, start_mlflow_server
 from nbrun import only_run, running_kernel, stream_text
+from store_under_test import HTTP_LIMITS
 
 from conftest import TESTS, VENV_BIN, clean_env, start_lab, stop_lab
 
 NOTEBOOK = "run_params.ipynb"
 USER = "ada"
-# A dead or refusing server must fail a test in seconds, not after MLflow's retries.
-HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "60", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
 
 
 @dataclass

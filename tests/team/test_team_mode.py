@@ -25,6 +25,7 @@ from nbrun import only_run, running_kernel, stream_text
 from postgres_server import PostgresServer
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from store_under_test import HTTP_LIMITS
 
 from jupyter_mlops import cli
 
@@ -33,8 +34,6 @@ from conftest import TESTS, VENV_BIN, clean_env, free_port, start_lab, stop_lab
 NOTEBOOK = "run_params.ipynb"
 POLICY = '\n[tool.jupyter-mlops]\nrequire_review_for = ["champion"]\n'
 Main = Callable[..., tuple[int, str, str]]
-# A dead server must fail a test in seconds, not after MLflow's minutes of retries.
-HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "60", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
 
 
 def team_env(server: MlflowServer, **extra: str) -> dict[str, str]:
