@@ -12,6 +12,9 @@ Dask task retried after a worker died writes into the run opened for it, never a
 
 from __future__ import annotations
 
+import atexit
+import functools
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -28,7 +31,7 @@ from jupyter_mlops.core.parameters import (
     point_key,
 )
 from jupyter_mlops.core.progress import Progress
-from jupyter_mlops.core.settings import TrackingLocation
+from jupyter_mlops.core.settings import TrackingLocation, redact_uri
 from jupyter_mlops.execution.executors import Executor, PointJob, make_executor
 from jupyter_mlops.execution.runner import (
     OUTPUTS_DIRNAME,
@@ -122,6 +125,17 @@ class _Point:
     key: str
 
 
+@dataclass
+class _InFlight:
+    """A submitted point: its plan, its open child run, when it was submitted."""
+
+    point: _Point
+    plan: RunPlan
+    run_id: str
+    started: float
+    finished: float | None = None  # when its result came back
+
+
 def _validate_points(points: list[Params], plan: RunPlan, notebook: str, allow: bool) -> None:
     declared = declared_parameters(plan.notebook)
     for point in points:
@@ -187,7 +201,12 @@ class BatchRunner:
                 f"no batch {batch_id}: there is no tracking database at {self.location.sqlite_path}"
             )
         store = self._store()
-        parent = store.get_run(batch_id)
+        try:
+            parent = store.get_run(batch_id)
+        except NotFoundError:
+            raise NotFoundError(
+                f"no batch {batch_id} at {redact_uri(self.location.uri)}: no run has that id"
+            ) from None
         if parent.tags.get(TAG_KIND) != "batch":
             raise UsageError(
                 f"run {batch_id} is not a batch (its kind is {parent.tags.get(TAG_KIND)!r})"
@@ -206,6 +225,7 @@ class BatchRunner:
 
     # -- running ------------------------------------------------------------------
     def run(self) -> BatchOutcome:
+        _skip_collection_at_exit()
         request = self.request
         base_plan = plan_run(
             RunRequest(
@@ -230,7 +250,14 @@ class BatchRunner:
             )
             batch_id = ""
             points = []
-        executor = make_executor(request.executor, request.workers, request.scheduler)
+        pending = len(points) - len(finished_before) if request.resume else len(params_list)
+        # No more workers than points, each starting its first point's kernel from any
+        # point without its run (a worker or a kernel for no point is CPU taken away).
+        workers = min(request.workers, max(1, pending))
+        first = PointJob("", base_plan, kernel_overlay(base_plan, "", self.location.uri))
+        executor = make_executor(
+            request.executor, workers, request.scheduler, first if pending else None
+        )
         store = self._store()
         if not request.resume:
             batch_id = self._open_parent(base_plan, params_list)
@@ -314,35 +341,43 @@ class BatchRunner:
         todo: list[_Point],
         outcome: BatchOutcome,
     ) -> None:
-        from jupyter_mlops.tracking.environment import environment_listing
+        from jupyter_mlops.tracking.environment import environment_listing, run_tags
 
-        store = self._store()
         request = self.request
-        environment = environment_listing()
+        # Asked once per batch, not once per point: the package listing, and git (two
+        # processes) for the tags every run carries.
+        facts = (run_tags(str(base_plan.input_path), base_plan.kernel), environment_listing())
         total = len(outcome.results) + len(todo)
         capacity = max(1, request.workers)
-        in_flight: dict[Any, tuple[_Point, RunPlan, str, float]] = {}
+        in_flight: dict[Any, _InFlight] = {}
+        # Executed points waiting for their run to be closed, with how they ended.
+        ended: list[tuple[_InFlight, Failure | None]] = []
         queue = list(todo)
         failures = 0
         self._progress(outcome, 0, total)
         try:
-            while queue or in_flight:
+            while queue or in_flight or ended:
                 while queue and len(in_flight) < capacity and outcome.stopped_early is None:
                     point = queue.pop(0)
-                    plan = replace(
-                        base_plan,
-                        request=replace(
-                            base_plan.request,
-                            params=dict(point.params),
-                            parent_run_id=batch_id,
-                            run_name=f"point-{point.index:03d}",
-                            tags={TAG_POINT_KEY: point.key, "mlops.batch": batch_id},
-                        ),
-                        output_path=_point_output(folder, point),
+                    entry = self._open_point(base_plan, batch_id, folder, point, facts)
+                    job = PointJob(
+                        point.key,
+                        entry.plan,
+                        kernel_overlay(entry.plan, entry.run_id, self.location.uri),
+                        more=bool(queue),
                     )
-                    run_id = open_run(plan, store, environment=environment)
-                    job = PointJob(point.key, plan, kernel_overlay(plan, run_id, self.location.uri))
-                    in_flight[executor.submit(job)] = (point, plan, run_id, time.monotonic())
+                    in_flight[executor.submit(job)] = entry
+                    self._progress(outcome, len(in_flight), total)
+                    if not queue:
+                        executor.done_submitting()
+                if ended:
+                    # Closed after the next points were submitted: their workers would
+                    # otherwise wait for these writes.
+                    for entry, failure in ended:
+                        result = self._close_point(entry, failure)
+                        outcome.results.append(result)
+                        self.on_point(result)
+                    ended.clear()
                     self._progress(outcome, len(in_flight), total)
                 if not in_flight:
                     break
@@ -350,15 +385,14 @@ class BatchRunner:
                 if self.interrupted():
                     raise KeyboardInterrupt
                 for future in done:
-                    point, plan, run_id, started = in_flight.pop(future)
+                    entry = in_flight.pop(future)
+                    entry.finished = time.monotonic()
                     try:
                         failure = executor.result(future)
                     except Exception as error:  # the worker itself died or raised
                         failure = Failure("internal", f"the point's worker failed: {error!r}"[:500])
-                    result = self._close_point(point, plan, run_id, started, failure)
-                    outcome.results.append(result)
-                    self.on_point(result)
-                    if result.status != "FINISHED":
+                    ended.append((entry, failure))
+                    if failure is not None:
                         failures += 1
                         limit = request.max_failures
                         if limit is not None and failures >= limit:
@@ -367,7 +401,6 @@ class BatchRunner:
                                 f"stopped after {failures} failed point{plural} "
                                 f"(--max-failures {limit})"
                             )
-                self._progress(outcome, len(in_flight), total)
             for point in queue:
                 outcome.results.append(
                     PointResult(
@@ -382,9 +415,11 @@ class BatchRunner:
         except KeyboardInterrupt:
             outcome.interrupted = True
             executor.stop(interrupt=True)
-            for point, plan, run_id, started in in_flight.values():
+            for entry, failure in ended:  # executed before the stop: closed as they ended
+                outcome.results.append(self._close_point(entry, failure))
+            for entry in in_flight.values():
                 failure = Failure("interrupted", "interrupted by the user")
-                outcome.results.append(self._close_point(point, plan, run_id, started, failure))
+                outcome.results.append(self._close_point(entry, failure))
             for point in queue:
                 outcome.results.append(
                     PointResult(
@@ -392,22 +427,45 @@ class BatchRunner:
                     )
                 )
 
-    def _close_point(
-        self, point: _Point, plan: RunPlan, run_id: str, started: float, failure: Failure | None
-    ) -> PointResult:
+    def _open_point(
+        self,
+        base_plan: RunPlan,
+        batch_id: str,
+        folder: Path,
+        point: _Point,
+        facts: tuple[dict[str, str], tuple[str, str]],
+    ) -> _InFlight:
+        """The point's plan and its child run, opened now (just before it is submitted)."""
+        plan = replace(
+            base_plan,
+            request=replace(
+                base_plan.request,
+                params=dict(point.params),
+                parent_run_id=batch_id,
+                run_name=f"point-{point.index:03d}",
+                tags={TAG_POINT_KEY: point.key, "mlops.batch": batch_id},
+            ),
+            output_path=_point_output(folder, point),
+        )
+        host_tags, environment = facts
+        run_id = open_run(plan, self._store(), environment=environment, host_tags=host_tags)
+        return _InFlight(point, plan, run_id, time.monotonic())
+
+    def _close_point(self, entry: _InFlight, failure: Failure | None) -> PointResult:
         store = self._store()
         status = status_of(failure)
-        close_run(store, run_id, plan, status, failure)
-        metrics = store.get_run(run_id).metrics
+        close_run(store, entry.run_id, entry.plan, status, failure)
+        metrics = store.get_run(entry.run_id).metrics
+        point = entry.point
         return PointResult(
             point.index,
             point.params,
             point.key,
             status,
-            run_id=run_id,
+            run_id=entry.run_id,
             metrics=metrics,
-            duration_s=time.monotonic() - started,
-            output_path=plan.output_path,
+            duration_s=(entry.finished or time.monotonic()) - entry.started,
+            output_path=entry.plan.output_path,
             message=failure.message if failure else None,
         )
 
@@ -433,6 +491,18 @@ class BatchRunner:
         )
         status = "KILLED" if outcome.interrupted else ("FINISHED" if failed == 0 else "FAILED")
         store.end_run(outcome.batch_id, status)
+
+
+@functools.cache
+def _skip_collection_at_exit() -> None:
+    """Skip the garbage collection at this process's exit (as batch workers do).
+
+    The orchestrator holds MLflow, SQLAlchemy and pandas: collecting their objects at
+    exit took 1 to 2 s after the batch was done, the command still not returned. Nothing
+    a batch leaves waits for that collection: its runs are ended, its kernels shut down,
+    its workers joined, all explicitly; what reference counting frees is still freed.
+    """
+    atexit.register(gc.freeze)
 
 
 def enable_sqlite_wal(location: TrackingLocation) -> None:

@@ -101,11 +101,11 @@ def test_sklearn_model_registered_with_lineage_and_loaded_by_a_fresh_mlflow_proc
     model = LogisticRegression(C=0.5, max_iter=500).fit(features, target)
     # When it is registered with an input example and pointed at by an unguarded alias
     registered = register_object(
-        store, run_id, model, "iris-clf", alias="candidate", input_example=features.head(5)
+        store, run_id, model, "iris-reg", alias="candidate", input_example=features.head(5)
     )
     # Then the version carries the run's lineage
-    assert (registered.name, registered.version, registered.alias) == ("iris-clf", "1", "candidate")
-    version = store.client.get_model_version("iris-clf", "1")
+    assert (registered.name, registered.version, registered.alias) == ("iris-reg", "1", "candidate")
+    version = store.client.get_model_version("iris-reg", "1")
     run = store.client.get_run(run_id)
     tags = version.tags
     assert tags["mlops.run_id"] == run_id == version.run_id
@@ -129,13 +129,13 @@ def test_sklearn_model_registered_with_lineage_and_loaded_by_a_fresh_mlflow_proc
     mlmodel = (folder / "MLmodel").read_text()
     assert "signature:" in mlmodel and "petal length (cm)" in mlmodel
     # and the lineage reads back through the alias
-    lineage = read_lineage(store, ModelRef("iris-clf", alias="candidate")).to_json()
+    lineage = read_lineage(store, ModelRef("iris-reg", alias="candidate")).to_json()
     assert lineage["run"]["id"] == run_id
     assert lineage["data"][0]["name"] == "X" and lineage["data"][0]["rows"] == 150
     # A fresh process with nothing but MLflow loads the alias and predicts what we predict
     code = (
         "import json, sys, mlflow.pyfunc, pandas as pd\n"
-        "model = mlflow.pyfunc.load_model('models:/iris-clf@candidate')\n"
+        "model = mlflow.pyfunc.load_model('models:/iris-reg@candidate')\n"
         "rows = pd.read_json(sys.stdin, orient='split')\n"
         "print(json.dumps([int(v) for v in model.predict(rows)]))\n"
     )
