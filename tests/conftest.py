@@ -68,6 +68,20 @@ def clean_env(*, root: Path | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Pids of the processes whose environment sets ``name=value`` (kernels of a run, say)."""
+    needle = f"{name}={value}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def run_cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``jupyter-mlops ARGS`` as a user runs it: a child process, no tracking env leaking in."""
     return subprocess.run(

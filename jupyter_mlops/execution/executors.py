@@ -5,13 +5,14 @@ closes runs; the kernel writes its own records), so a worker imports Papermill a
 nothing of MLflow. Every point gets a fresh kernel; only the worker process is reused,
 which keeps Papermill's import (seconds) out of each point.
 
-The local pool starts workers when it is created (as many as there are cores besides the
-orchestrator's), so that their start-up overlaps the orchestrator's (importing MLflow,
-creating the store). And a local worker starts the kernel for its next point while it
-finishes the current one (see :class:`_Kernel`): a kernel takes longer to start than a
-small notebook takes to run, and its start then overlaps the kernel shutdown and the
-orchestrator closing one run and opening the next. The spare kernel is still fresh: it
-has run nothing when its point takes it, and no kernel ever runs a second point.
+The local pool starts its workers when it is created, and each starts the kernel of its
+first point, so that their start-up overlaps the orchestrator's (importing MLflow,
+creating the store) on the cores it leaves free. And a local worker starts the kernel
+for its next point as it begins the current one (see :class:`_Kernel`): a kernel takes
+longer to start than a small notebook takes to run, and its start then overlaps the
+current point's cells, its kernel's shutdown and the orchestrator closing one run and
+opening the next. The spare kernel is still fresh: it has run nothing when its point
+takes it, and no kernel ever runs a second point.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -50,6 +52,8 @@ from jupyter_mlops.execution.runner import (
 PER_POINT_VARIABLES = (ENV_RUN_ID,)
 #: How long a taken spare kernel may take to answer (it has been starting meanwhile).
 SPARE_READY_TIMEOUT_S = 60.0
+#: How long a starting worker waits for its turn to warm up before it goes ahead anyway.
+WARM_UP_TURN_S = 30.0
 #: What executing a point imports, imported once when a local worker starts.
 WORKER_IMPORTS = (
     "papermill",
@@ -64,11 +68,17 @@ WORKER_IMPORTS = (
 
 @dataclass(frozen=True)
 class PointJob:
-    """One point, ready to execute: its plan and the kernel's environment overlay."""
+    """One point, ready to execute: its plan and the kernel's environment overlay.
+
+    ``more`` says whether points remain to be submitted after this one: only then does a
+    local worker start a kernel ahead for its next point (a kernel started for no point
+    is half a second of CPU taken from the last points).
+    """
 
     key: str
     plan: RunPlan
     overlay: Mapping[str, str]
+    more: bool = True
 
 
 def execute_point(job: PointJob) -> Failure | None:
@@ -87,10 +97,18 @@ _spare: _Kernel | None = None
 _executing = False
 
 
-def _warm_worker() -> None:
-    """Worker start-up: SIGTERM interrupts like Ctrl-C (so kernels are shut down), and
+def _warm_worker(turns: Any = None, first: PointJob | None = None) -> None:
+    """Worker start-up: SIGTERM interrupts like Ctrl-C (so kernels are shut down),
     Papermill (with what executing a point imports) is imported once per worker instead
-    of once per point."""
+    of once per point, and the kernel of the worker's first point starts now.
+
+    ``first`` is any point of the batch without its run (a kernel gets its run id when
+    its point takes it): the first kernels then start while the orchestrator is still
+    importing MLflow and opening the store, instead of after. ``turns`` (a semaphore of
+    the pool) lets only as many workers warm up at once as there are cores besides the
+    orchestrator's: its start-up is the batch's critical path, and workers and kernels
+    starting all at once took CPU from it (their first points began 0.7 s later).
+    """
     global _spares_enabled
 
     def interrupt(_signum: int, _frame: object) -> None:
@@ -102,11 +120,30 @@ def _warm_worker() -> None:
     from jupyter_mlops.fast_imports import skip_slow_optional_imports
 
     skip_slow_optional_imports()
-    for module in WORKER_IMPORTS:
-        importlib.import_module(module)
-    _register_engine()
-    _spares_enabled = True
-    atexit.register(_worker_exit)
+    _skip_hdfs_support()
+    # A worker never waits long for its turn: then it warms up anyway.
+    turn = turns is not None and turns.acquire(timeout=WARM_UP_TURN_S)
+    try:
+        for module in WORKER_IMPORTS:
+            importlib.import_module(module)
+        _register_engine()
+        _spares_enabled = True
+        atexit.register(_worker_exit)
+        if first is not None:
+            _start_spare(first.plan, first.overlay)
+            _wait_for_spare()
+    finally:
+        if turn:
+            turns.release()
+
+
+def _skip_hdfs_support() -> None:
+    """Mark ``pyarrow`` missing in this worker: Papermill imports ``pyarrow.fs`` (and
+    with it NumPy), about 0.2 s of CPU per worker, only for ``hdfs://`` paths, while a
+    point's notebooks are always local files. Its user code runs in the kernel, another
+    process, where nothing is marked missing."""
+    if "pyarrow" not in sys.modules:
+        sys.modules["pyarrow"] = None  # type: ignore[assignment]  # import raises ImportError
 
 
 def _ready() -> None:
@@ -193,10 +230,25 @@ class _Kernel:
 
     def hand_over(self, overlay: Mapping[str, str]) -> None:
         """Set the point's own variables in the kernel; raises if it does not answer."""
-        from jupyter_client.blocking.client import BlockingKernelClient
-
         own = {k: overlay[k] for k in PER_POINT_VARIABLES if k in overlay}
         code = f"__import__('os').environ.update(__import__('json').loads({json.dumps(own)!r}))"
+        reply = self._ask(
+            lambda client: client.execute(code, silent=True, store_history=False, allow_stdin=False)
+        )
+        if reply["content"].get("status") != "ok":
+            raise RuntimeError(f"the spare kernel refused its environment: {reply['content']}")
+
+    def wait_ready(self, timeout: float) -> None:
+        """Return once the kernel answers (a ``kernel_info`` request: it runs nothing)."""
+        self._ask(lambda client: client.kernel_info(), timeout)
+
+    def _ask(
+        self, send: Callable[[Any], str], timeout: float = SPARE_READY_TIMEOUT_S
+    ) -> dict[str, Any]:
+        """The reply to the shell request ``send`` makes; raises if the kernel does not
+        answer in ``timeout`` seconds."""
+        from jupyter_client.blocking.client import BlockingKernelClient
+
         client = BlockingKernelClient(
             **self.km.get_connection_info(session=True), connection_file=self.km.connection_file
         )
@@ -204,11 +256,11 @@ class _Kernel:
         # (no wait_for_ready, whose IOPub flush alone takes 0.2 s; nbclient waits after).
         client.start_channels(iopub=False, stdin=False, hb=False, control=False)
         try:
-            msg_id = client.execute(code, silent=True, store_history=False, allow_stdin=False)
-            deadline = time.monotonic() + SPARE_READY_TIMEOUT_S
+            msg_id = send(client)
+            deadline = time.monotonic() + timeout
             while True:
                 try:
-                    reply = client.get_shell_msg(timeout=0.5)
+                    reply: dict[str, Any] = client.get_shell_msg(timeout=0.5)
                 except queue.Empty:
                     if not self.km.is_alive():
                         raise RuntimeError("the spare kernel died") from None
@@ -216,11 +268,9 @@ class _Kernel:
                         raise RuntimeError("the spare kernel did not answer") from None
                     continue
                 if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                    break
+                    return reply
         finally:
             client.stop_channels()
-        if reply["content"].get("status") != "ok":
-            raise RuntimeError(f"the spare kernel refused its environment: {reply['content']}")
 
     def discard(self) -> None:
         """Kill it: it has run nothing, there is nothing to flush."""
@@ -243,6 +293,13 @@ def _start_spare(plan: RunPlan, overlay: Mapping[str, str]) -> None:
         _spare = _Kernel(plan, _shared(overlay))
     except Exception:  # no spare: the next point starts its own kernel
         _spare = None
+
+
+def _wait_for_spare() -> None:
+    """Wait until the spare kernel answers; one that does not is discarded at its point."""
+    if _spare is not None:
+        with contextlib.suppress(Exception):
+            _spare.wait_ready(WARM_UP_TURN_S)
 
 
 def _take_spare(plan: RunPlan, overlay: Mapping[str, str]) -> _Kernel | None:
@@ -286,30 +343,30 @@ def _execute_with_spare(job: PointJob) -> Failure | None:
     """:func:`~jupyter_mlops.execution.runner.execute_plan` in a kernel started ahead.
 
     The same steps and failures as ``execute_plan``, except where the kernel comes from,
-    and that the next point's kernel starts before this one is shut down.
+    and that the next point's kernel starts as this one begins.
     """
     global _executing
     _executing = True
     try:
-        return _execute_in_kernel(job.plan, job.overlay)
+        return _execute_in_kernel(job)
     finally:
         _executing = False
 
 
-def _execute_in_kernel(plan: RunPlan, overlay: Mapping[str, str]) -> Failure | None:
+def _execute_in_kernel(job: PointJob) -> Failure | None:
+    plan, overlay = job.plan, job.overlay
     kernel = _take_spare(plan, overlay)
     if kernel is None:
         try:
             kernel = _Kernel(plan, dict(overlay))
         except Exception as error:  # the kernel's command could not be launched
             return kernel_start_failure(plan, error)
-
-    def start_next(failure: Failure | None) -> None:
-        if failure is None or failure.kind not in ("interrupted", "kernel_start"):
-            _start_spare(plan, overlay)
-
+    if job.more:
+        # Now, not after the cells: a kernel takes longer to start (~0.5 s of CPU) than a
+        # small point takes to run and shut its own kernel down.
+        _start_spare(plan, overlay)
     try:
-        return run_in_kernel(kernel.km, plan, kernel.log, before_shutdown=start_next)
+        return run_in_kernel(kernel.km, plan, kernel.log)
     finally:
         kernel.log.close()
 
@@ -321,26 +378,35 @@ class Executor(Protocol):
 
     def result(self, future: Any) -> Failure | None: ...
 
+    def done_submitting(self) -> None: ...
+
     def stop(self, interrupt: bool) -> None: ...
 
 
 class LocalExecutor:
-    """A pool of worker processes (spawned: the orchestrator holds database connections)."""
+    """A pool of worker processes (spawned: the orchestrator holds database connections).
 
-    def __init__(self, workers: int) -> None:
+    Every worker starts now, not at the first points, and starts the kernel of its first
+    point (``first``, see :func:`_warm_worker`): Papermill's import and the first kernels
+    then overlap the orchestrator's own start-up (importing MLflow, opening the store),
+    which takes longer than both, on the cores it leaves free.
+    """
+
+    def __init__(self, workers: int, first: PointJob | None = None) -> None:
         if workers < 1:
             raise UsageError(f"--workers must be at least 1, not {workers}")
+        context = multiprocessing.get_context("spawn")
+        turns = context.BoundedSemaphore(max(1, _usable_cpus() - 1))
         self.pool = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_warm_worker,
+            initargs=(turns, first),
         )
-        # Start workers now, not at the first points: their start-up (Papermill's import)
-        # then overlaps the orchestrator's own (MLflow's import, creating the store). Only
-        # as many as there are cores besides the orchestrator's, whose start-up is the
-        # longer: workers that take its core slow it down more than they gain.
-        for _ in range(min(workers, _usable_cpus() - 1)):
+        for _ in range(workers):  # the pool spawns a worker per task while none is idle
             self.pool.submit(_ready)
+        # Kept to stop them after done_submitting(), when the pool no longer lists them.
+        self.processes = list(self.pool._processes.values())
 
     def submit(self, job: PointJob) -> Future[Failure | None]:
         return self.pool.submit(execute_point, job)
@@ -353,18 +419,22 @@ class LocalExecutor:
         result: Failure | None = future.result()
         return result
 
+    def done_submitting(self) -> None:
+        """No more points: each worker leaves once it is idle (with its spare kernel), not
+        all at the end, so the batch's end waits for the last point's worker alone."""
+        self.pool.shutdown(wait=False)
+
     def stop(self, interrupt: bool) -> None:
         """Cancel what has not started; on interrupt, stop the running points too."""
-        processes = list(getattr(self.pool, "_processes", {}).values())
         self.pool.shutdown(wait=not interrupt, cancel_futures=True)
         if interrupt:
-            for process in processes:
+            for process in self.processes:
                 if process.is_alive():
                     process.terminate()  # SIGTERM: the worker shuts its kernel down
-            for process in processes:
-                process.join(timeout=60)
-                if process.is_alive():
-                    process.kill()
+        for process in self.processes:  # after done_submitting, shutdown no longer waits
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
 
 
 class DaskExecutor:
@@ -407,13 +477,20 @@ class DaskExecutor:
         result: Failure | None = future.result()
         return result
 
+    def done_submitting(self) -> None:
+        """Nothing to release early: the cluster's workers are not ours."""
+
     def stop(self, interrupt: bool) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
 
 
-def make_executor(kind: str, workers: int, scheduler: str | None) -> Executor:
+def make_executor(
+    kind: str, workers: int, scheduler: str | None, first: PointJob | None = None
+) -> Executor:
+    """The executor of ``kind``; ``first`` (any point, without its run) lets local workers
+    start their first kernels ahead."""
     if kind == "local":
-        return LocalExecutor(workers)
+        return LocalExecutor(workers, first)
     if kind == "dask":
         if not scheduler:
             raise UsageError("--executor dask needs --scheduler tcp://HOST:PORT")

@@ -19,13 +19,14 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from jupyter_mlops.core.errors import UsageError
+from jupyter_mlops.core.lineage import TAG_ENVIRONMENT_HASH
 from jupyter_mlops.core.notebook_file import read_notebook
 from jupyter_mlops.core.parameters import (
     Params,
@@ -49,6 +50,8 @@ from jupyter_mlops.tracking.store import Batch
 ENGINE_NAME = "jupyter_mlops"
 #: The kernel flushes its tracking queue at exit; give it this long before it is killed.
 KERNEL_EXIT_WAIT_S = 30.0
+#: How often a shutdown looks whether the kernel has exited.
+EXIT_POLL_S = 0.01
 OUTPUTS_DIRNAME = "outputs"
 
 TAG_KIND = "mlops.kind"
@@ -230,21 +233,25 @@ def open_run(
     store: Any,
     run_id: str | None = None,
     environment: tuple[str, str] | None = None,
+    host_tags: dict[str, str] | None = None,
 ) -> str:
     """Create the run (or reuse ``run_id``) and log what is known before execution.
 
-    ``environment`` is the package listing and its hash when the caller already has it
-    (a batch lists the packages once, not once per point).
+    ``environment`` is the package listing and its hash, ``host_tags`` the tags of
+    :func:`~jupyter_mlops.tracking.environment.run_tags`, when the caller already has
+    them (a batch lists the packages and asks git once, not once per point).
     """
     from jupyter_mlops.tracking.environment import environment_listing, run_tags
 
     request = plan.request
+    listing, digest = environment or environment_listing()
     tags = {
-        **run_tags(str(plan.input_path), plan.kernel),
+        **(host_tags if host_tags is not None else run_tags(str(plan.input_path), plan.kernel)),
         TAG_KIND: "run",
         TAG_INPUT_NOTEBOOK: str(plan.input_path),
         TAG_INPUT_SNAPSHOT: plan.snapshot_sha,
         TAG_OUTPUT: str(plan.output_path),
+        TAG_ENVIRONMENT_HASH: digest,
         **request.tags,
     }
     if run_id is None:
@@ -267,9 +274,7 @@ def open_run(
     store.put_artifact(
         run_id, "parameters.json", json.dumps(masked, indent=1, default=str).encode()
     )
-    listing, digest = environment or environment_listing()
     store.put_artifact(run_id, "environment.txt", listing.encode())
-    store.log_batch(run_id, Batch(tags={"mlops.environment_hash": digest}))
     return run_id
 
 
@@ -483,25 +488,14 @@ def kernel_start_failure(plan: RunPlan, error: Exception) -> Failure:
     return Failure("kernel_start", f"the kernel {plan.kernel!r} did not start: {error}")
 
 
-def run_in_kernel(
-    km: Any,
-    plan: RunPlan,
-    log: IO[bytes],
-    before_shutdown: Callable[[Failure | None], None] | None = None,
-) -> Failure | None:
-    """Execute ``plan`` in the started kernel of ``km``, then shut that kernel down.
-
-    ``before_shutdown`` runs once the cells are done and before the kernel stops (a batch
-    worker starts its next point's kernel there).
-    """
+def run_in_kernel(km: Any, plan: RunPlan, log: IO[bytes]) -> Failure | None:
+    """Execute ``plan`` in the started kernel of ``km``, then shut that kernel down."""
     _register_engine()
     plan.output_path.parent.mkdir(parents=True, exist_ok=True)
     busy = True
     try:
         failure = _execute_in(km, plan, log)
         busy = failure is not None and failure.kind in ("timeout", "interrupted")
-        if before_shutdown is not None:
-            before_shutdown(failure)
         return failure
     finally:
         _shutdown(km, busy)
@@ -584,10 +578,26 @@ def _shutdown(km: Any, busy: bool) -> None:
             return
         if busy and km.is_alive():
             km.interrupt_kernel()
-        km.shutdown_kernel(now=not km.is_alive())
+        if km.is_alive():
+            _stop_alive(km)
+        else:
+            km.shutdown_kernel(now=True)
     except Exception:  # the kernel is gone already; make sure no process is left
         with contextlib.suppress(Exception):
             km.shutdown_kernel(now=True)
+
+
+def _stop_alive(km: Any) -> None:
+    """``km.shutdown_kernel()``, looking for the kernel's exit every 10 ms, not 100 ms.
+
+    The same steps (ask it to exit, wait for it, past half the wait terminate it, then
+    kill it; release its sockets and files), minus the interrupt it sends first, which an
+    idle IPython kernel ignores. A kernel takes about 0.25 s to exit: the coarser look
+    added 50 ms to every execution, on the critical path of each batch point.
+    """
+    km.request_shutdown()
+    km.finish_shutdown(pollinterval=EXIT_POLL_S)
+    km.cleanup_resources()
 
 
 def run_notebook(

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from test_run import kernels_with_run, store
 
-from conftest import VENV_BIN, clean_env, copy_notebook, run_cli
+from conftest import VENV_BIN, clean_env, copy_notebook, processes_with_env, run_cli
 
 
 def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -220,3 +220,45 @@ def test_a_stop_whose_keyboardinterrupt_was_swallowed_still_stops_the_batch(
     assert statuses == ["KILLED", "NOT_RUN"], outcome.results
     killed = next(r for r in outcome.results if r.status == "KILLED")
     assert store(project).get_run(killed.run_id).info.status == "KILLED"
+
+
+def kernels_for_notebook(notebook: Path) -> list[int]:
+    """Processes (kernels, spare ones included) started for ``notebook``."""
+    return processes_with_env("JUPYTER_MLOPS_NOTEBOOK", str(notebook.resolve()))
+
+
+def test_kernels_started_ahead_are_fresh_and_know_their_points_run(project: Path) -> None:
+    """Workers start each point's kernel before the point (the first ones while the store
+    opens): still one new kernel per point, given its own run, and none left at the end."""
+    notebook = project / "kernel_per_point.ipynb"
+    cells = [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 0"},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "import os\nprint(os.getpid(), os.environ['JUPYTER_MLOPS_RUN_ID'], x)",
+        },
+    ]
+    for index, cell in enumerate(cells):
+        cell.update(id=f"cell-{index}", execution_count=None, outputs=[])
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    content = {"cells": cells, "metadata": {"kernelspec": kernelspec}}
+    notebook.write_text(json.dumps({**content, "nbformat": 4, "nbformat_minor": 5}))
+    result = cli(project, notebook.name, "--grid", "x=1,2,3,4,5", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    client = store(project)
+    runs = children(client, batch_id_of(result.stdout))
+    pids = set()
+    for run in runs:
+        executed = json.loads(Path(run.data.tags["mlops.output_notebook"]).read_text())
+        code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+        first, last = code[0], code[-1]
+        assert first["execution_count"] == 1, "the point's first cell ran in a new kernel"
+        pid, run_id, x = "".join(last["outputs"][0]["text"]).split()
+        assert (run_id, x) == (run.info.run_id, run.data.params["x"])
+        pids.add(pid)
+        assert len(run.data.tags["mlops.environment_hash"]) == 64
+        listing = Path(client.download_artifacts(run.info.run_id, "environment.txt", str(project)))
+        assert "ipykernel==" in listing.read_text()
+    assert len(pids) == len(runs) == 5, "one kernel per point"
+    assert kernels_for_notebook(notebook) == [], "no kernel outlives the batch"

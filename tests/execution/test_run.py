@@ -19,7 +19,7 @@ from jupyter_mlops.core.secrets import MASK
 from jupyter_mlops.core.settings import resolve_tracking_location
 from jupyter_mlops.execution.runner import RunOutcome, RunRequest, run_notebook
 
-from conftest import VENV_BIN, clean_env, copy_notebook, run_cli
+from conftest import VENV_BIN, clean_env, copy_notebook, processes_with_env, run_cli
 
 
 def run_in_process(project: Path, name: str, **request: Any) -> RunOutcome:
@@ -47,17 +47,7 @@ def artifact(client: MlflowClient, run_id: str, path: str, tmp: Path) -> str:
 
 def kernels_with_run(run_id: str) -> list[int]:
     """Processes (kernels) whose environment names this run: none may outlive the runner."""
-    found = []
-    needle = f"JUPYTER_MLOPS_RUN_ID={run_id}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return processes_with_env("JUPYTER_MLOPS_RUN_ID", run_id)
 
 
 def executed_text(path: Path) -> str:
