@@ -37,6 +37,7 @@ from jupyter_mlops.core.cells import (
     source_hash,
 )
 from jupyter_mlops.core.errors import UsageError
+from jupyter_mlops.core.lineage import TAG_ENVIRONMENT_HASH
 from jupyter_mlops.core.order import NotebookIndex, out_of_order_reason
 from jupyter_mlops.core.secrets import SecretMasker
 from jupyter_mlops.core.snapshot import prepare_snapshot
@@ -161,7 +162,7 @@ class TrackingSession:
             if environment is not None:
                 listing, digest = environment()
                 store.put_artifact(self.handle.run_id, "environment.txt", listing.encode())
-                store.log_batch(self.handle.run_id, Batch(tags={"mlops.environment_hash": digest}))
+                store.log_batch(self.handle.run_id, Batch(tags={TAG_ENVIRONMENT_HASH: digest}))
             if self._on_started is not None:
                 self._on_started(self.handle)
 
