@@ -188,11 +188,15 @@ class BatchRunner:
     # -- planning (raises before anything is written) ---------------------------------
     def _store(self) -> Any:
         if self.store is None:
+            from jupyter_mlops.fast_imports import without_dataframe_libraries
             from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
             from jupyter_mlops.tracking.patience import PatientStore
 
             # Runs are opened and closed here: through a short outage, wait (patience.py).
-            self.store = PatientStore(MlflowRunStore(self.location))
+            # Nothing else: MLflow's import is the batch's critical path, without the
+            # data-frame libraries it is shorter.
+            with without_dataframe_libraries():
+                self.store = PatientStore(MlflowRunStore(self.location))
         return self.store
 
     def _resume_points(self, batch_id: str) -> tuple[list[_Point], dict[str, Any]]:
