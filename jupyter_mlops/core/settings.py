@@ -40,6 +40,7 @@ ENV_KERNEL_NAME = "JUPYTER_MLOPS_KERNEL_NAME"
 ENV_SESSION_NAME = "JPY_SESSION_NAME"
 ENV_HEARTBEAT = "JUPYTER_MLOPS_HEARTBEAT"
 ENV_SPOOL = "JUPYTER_MLOPS_SPOOL"
+ENV_FORK_KERNELS = "JUPYTER_MLOPS_FORK_KERNELS"
 ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_TRACKING_URI: "MLflow tracking location; overrides pyproject.toml and the default",
     ENV_ALLOW_FILE_STORE: "MLflow refuses a plain-folder store unless this is 'true'",
@@ -50,6 +51,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_SESSION_NAME: "set by jupyter_server in a kernel: the notebook's path",
     ENV_HEARTBEAT: "how often a live run tags mlops.heartbeat (default 60s; 30s, 2m...)",
     ENV_SPOOL: "folder of the offline spool instead of <project root>/.mlops/spool",
+    ENV_FORK_KERNELS: "'0': batch workers start each kernel as a new process, not a fork",
 }
 
 DEFAULT_DIRNAME = ".mlops"

@@ -12,7 +12,8 @@ for its next point as it begins the current one (see :class:`_Kernel`): a kernel
 longer to start than a small notebook takes to run, and its start then overlaps the
 current point's cells, its kernel's shutdown and the orchestrator closing one run and
 opening the next. The spare kernel is still fresh: it has run nothing when its point
-takes it, and no kernel ever runs a second point.
+takes it, and no kernel ever runs a second point. Its process is forked from the worker's
+zygote, which imported ipykernel once (:mod:`~jupyter_mlops.execution.kernel_forks`).
 """
 
 from __future__ import annotations
@@ -199,6 +200,14 @@ def _prompt_client() -> type[Any]:
     return PromptKernelClient
 
 
+@functools.cache
+def _manager_class() -> type[Any]:
+    """Kernels forked from the worker's zygote (see :mod:`kernel_forks`)."""
+    from jupyter_mlops.execution.kernel_forks import ForkingKernelManager
+
+    return ForkingKernelManager
+
+
 class _Kernel:
     """A kernel started by this worker: for a point, or as the spare for the next one.
 
@@ -216,7 +225,7 @@ class _Kernel:
         # The kernel's stderr: kept open as long as the kernel, closed by its point.
         self.log: IO[bytes] = tempfile.TemporaryFile(prefix="mlops-kernel-")  # noqa: SIM115
         try:
-            self.km = launch_kernel(plan, shared, self.log, _prompt_client())
+            self.km = launch_kernel(plan, shared, self.log, _prompt_client(), _manager_class())
         except BaseException:
             self.log.close()
             raise
@@ -329,6 +338,9 @@ def _worker_exit() -> None:
     second per worker, which the pool's shutdown would wait for.
     """
     _discard_spare()
+    from jupyter_mlops.execution.kernel_forks import close_zygote
+
+    close_zygote()
     gc.freeze()
 
 

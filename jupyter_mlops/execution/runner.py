@@ -455,19 +455,24 @@ def _cell_words(output_path: Path) -> str:
 
 
 def launch_kernel(
-    plan: RunPlan, overlay: Mapping[str, str], log: IO[bytes], client_factory: Any = None
+    plan: RunPlan,
+    overlay: Mapping[str, str],
+    log: IO[bytes],
+    client_factory: Any = None,
+    manager_class: Any = None,
 ) -> Any:
     """A started kernel manager for ``plan``: its kernel, its folder, this process's
     environment with ``overlay`` on top; the kernel's stderr goes to ``log``.
 
     The manager stays synchronous for us, but nbclient awaits its client: a blocking one
     would stall its event loop on IOPub and no cell timeout would ever fire, so the client
-    is asynchronous (``client_factory`` may refine it).
+    is asynchronous (``client_factory`` may refine it). ``manager_class`` (a
+    ``KernelManager``) may change how the kernel's process starts.
     """
     from jupyter_client.asynchronous.client import AsyncKernelClient
     from jupyter_client.manager import KernelManager
 
-    km = KernelManager(kernel_name=plan.kernel)
+    km = (manager_class or KernelManager)(kernel_name=plan.kernel)
     km.shutdown_wait_time = KERNEL_EXIT_WAIT_S
     km.client_factory = client_factory or AsyncKernelClient
     try:

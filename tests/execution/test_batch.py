@@ -193,6 +193,9 @@ def test_ctrl_c_kills_running_points_and_leaves_the_batch_resumable(project: Pat
     assert client.get_run(batch).info.status == "KILLED"
     for run in runs:
         assert kernels_with_run(run.info.run_id) == []
+    # Kernels forked from a zygote, and those started ahead, got their run id after they
+    # started (it is not in /proc/PID/environ): they and the zygote have the notebook's.
+    assert kernels_for_notebook(project / "run_slow_cell.ipynb") == []
     assert "NOT_RUN" in out
 
 
