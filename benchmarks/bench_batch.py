@@ -6,7 +6,10 @@ in a fresh temporary project (a ``pyproject.toml``, the embedded SQLite default 
 
 * **ours**: ``jupyter-mlops batch small_params.ipynb --grid x=1,...,16 --workers 2`` as a
   subprocess, wall time from launch to exit, on a new project (the store is created by
-  the batch) and then again in the same project (the store exists);
+  the batch) and then again in the same project (the store exists); and once more with
+  ``JUPYTER_MLOPS_FORK_KERNELS=0``, each kernel started as a new process instead of
+  forked from the worker's zygote (``jupyter_mlops/execution/kernel_forks.py``), to show
+  what forking gains;
 * **papermill CLI**: 16 sequential ``papermill in.ipynb out_i.ipynb -p x i`` calls;
 * **in-process**: one Python process that imports Papermill once (reported apart, not
   counted) and calls ``papermill.execute_notebook`` 16 times; only the calls are timed.
@@ -22,7 +25,8 @@ next to the sums.
 "Our overhead per point" is the worker time our batch spends beyond a bare Papermill
 execution: ``(ours wall x workers - sum of the 16 in-process executions) / 16``. Ours
 wall also holds our fixed start-up (importing MLflow, opening the store, the parent run),
-which is split out from the runs' own timestamps.
+which is split out from the runs' own timestamps. It is negative when our kernels,
+forked from a process that imported ipykernel once, start faster than Papermill's.
 
 Every result is checked: the batch's 16 child runs FINISHED with their ``x``, each
 executed notebook exists and printed ``x``, ``y`` for its point, and every point ran in a
@@ -58,7 +62,14 @@ WORKERS = 2
 TARGET_CLI_RATIO = 5.0
 TARGET_IN_PROCESS_RATIO = 1.8
 #: Variables that would send a store elsewhere than the temporary project's default.
-UNSET = ("MLFLOW_TRACKING_URI", "JUPYTER_MLOPS_HOME", "JPY_SESSION_NAME")
+UNSET = (
+    "MLFLOW_TRACKING_URI",
+    "JUPYTER_MLOPS_HOME",
+    "JPY_SESSION_NAME",
+    "JUPYTER_MLOPS_FORK_KERNELS",
+)
+#: Ours with every kernel started as a new process (not forked from a zygote).
+NOT_FORKED = {"JUPYTER_MLOPS_FORK_KERNELS": "0"}
 
 # One process, Papermill imported once, then one execute_notebook per line on stdin
 # ("source<TAB>output<TAB>x<TAB>cwd"); each answer is the seconds the call took.
@@ -104,14 +115,19 @@ class BatchTiming:
     project: Path
 
 
-def run_ours(project: Path, notebook_name: str) -> BatchTiming:
+def run_ours(project: Path, notebook_name: str, env: dict[str, str] | None = None) -> BatchTiming:
     grid = "x=" + ",".join(str(x) for x in range(1, POINTS + 1))
     command = [str(BIN / "jupyter-mlops"), "batch", notebook_name, "--grid", grid]
     command += ["--workers", str(WORKERS)]
     launched = time.time()
     started = time.perf_counter()
     done = subprocess.run(
-        command, cwd=project, env=environment(), capture_output=True, text=True, check=False
+        command,
+        cwd=project,
+        env={**environment(), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     wall = time.perf_counter() - started
     exited = time.time()
@@ -281,15 +297,24 @@ def sweep(folder: Path, helper: InProcess, tracking: bool) -> dict[str, Any]:
             ours = run_ours(ours_project, notebook.name)
     assert ours is not None
     again = None if tracking else run_ours(ours_project, notebook.name)
+    unforked = None if tracking else run_ours(ours_project, notebook.name, NOT_FORKED)
     # Check everything after the clocks stopped (this imports MLflow here).
     for x in range(1, POINTS + 1):
         if cli_project is not None:
             check_notebook(cli_project / f"cli_{x:02d}.ipynb", x)
         check_notebook(inproc_project / f"in_{x:02d}.ipynb", x)
     phases = check_batch(ours, tracked=tracking)
-    if again is not None:
-        check_batch(again)
-    return {"cli": cli, "inproc": inproc, "ours": ours, "again": again, "phases": phases}
+    for timing in (again, unforked):
+        if timing is not None:
+            check_batch(timing)
+    return {
+        "cli": cli,
+        "inproc": inproc,
+        "ours": ours,
+        "again": again,
+        "unforked": unforked,
+        "phases": phases,
+    }
 
 
 def report(result: dict[str, Any], import_s: float | None) -> tuple[float, float]:
@@ -298,6 +323,8 @@ def report(result: dict[str, Any], import_s: float | None) -> tuple[float, float
     rows = [Row(f"ours: batch --workers {WORKERS} (new store)", ours.wall)]
     if result["again"] is not None:
         rows.append(Row(f"ours: batch --workers {WORKERS} (existing store)", result["again"].wall))
+    if result["unforked"] is not None:
+        rows.append(Row("ours, kernels not forked (existing store)", result["unforked"].wall))
     if result["cli"]:
         rows.append(
             Row(f"papermill CLI, {POINTS} sequential calls", sum(result["cli"]), result["cli"])
