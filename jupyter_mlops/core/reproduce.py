@@ -40,8 +40,19 @@ SKIPPED_MIME = ("application/vnd.jupyter.widget-view+json",)
 
 
 def _clean_outputs(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    cleaned = []
+    """Outputs without metadata and counts; consecutive text of one stream as one output
+    (the kernel sends ``print``'s text and its newline in one message or in two, as its
+    flush timer falls, and a notebook shows both the same)."""
+    cleaned: list[dict[str, Any]] = []
     for output in outputs:
+        previous = cleaned[-1] if cleaned else {}
+        if (
+            output.get("output_type") == "stream"
+            and previous.get("output_type") == "stream"
+            and previous.get("name") == output.get("name")
+        ):
+            previous["text"] = str(previous.get("text", "")) + str(output.get("text", ""))
+            continue
         output = dict(output)
         output.pop("execution_count", None)
         output["metadata"] = {}
