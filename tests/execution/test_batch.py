@@ -265,3 +265,31 @@ def test_kernels_started_ahead_are_fresh_and_know_their_points_run(project: Path
         assert "ipykernel==" in listing.read_text()
     assert len(pids) == len(runs) == 5, "one kernel per point"
     assert kernels_for_notebook(notebook) == [], "no kernel outlives the batch"
+
+
+def test_a_point_whose_kernel_dies_fails_alone_and_leaves_no_process(project: Path) -> None:
+    """The kernels are forked (kernel_forks.py): the death of one is still seen, as a
+    failed point with its partial output, while the other point finishes."""
+    notebook = project / "dies.ipynb"
+    cells = [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "die = False"},
+        {"cell_type": "code", "metadata": {}, "source": "print('about to die', die, flush=True)"},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "import os, signal\nif die:\n    os.kill(os.getpid(), signal.SIGKILL)",
+        },
+    ]
+    for index, cell in enumerate(cells):
+        cell.update(id=f"cell-{index}", execution_count=None, outputs=[])
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    content = {"cells": cells, "metadata": {"kernelspec": kernelspec}}
+    notebook.write_text(json.dumps({**content, "nbformat": 4, "nbformat_minor": 5}))
+    result = cli(project, notebook.name, "--grid", "die=True,False", "--workers", "2")
+    assert result.returncode == 1, result.stderr
+    assert "kernel died" in result.stderr
+    runs = {r.data.params["die"]: r for r in children(store(project), batch_id_of(result.stdout))}
+    assert runs["True"].info.status == "FAILED" and runs["False"].info.status == "FINISHED"
+    executed = Path(runs["True"].data.tags["mlops.output_notebook"]).read_text()
+    assert "about to die True" in executed
+    assert kernels_for_notebook(notebook) == [], "no kernel or zygote outlives the batch"
