@@ -8,6 +8,11 @@ in a minute or two is survived; a store down for longer fails the command with t
 line of ``StoreUnavailableError``). A store that has not answered once yet, and what the
 store refuses (``UsageError``), fail at once.
 
+A retried ``start_run`` creates its run once: the run carries a creation key
+(``mlops.creation_key``, as every run a session creates), and a try after the first looks
+the run up by it before creating one, so a first try whose answer was lost (the server
+created the run, the reply never came) does not leave a second run.
+
 Before a run is closed, the journals kernels left in the offline spool when they ended
 while the store was down are replayed (:meth:`PatientStore.replay_spool`), so the run's
 metrics are in before its final status and result.
@@ -16,10 +21,12 @@ metrics are in before its final status and result.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from jupyter_mlops.core.errors import StoreUnavailableError
+from jupyter_mlops.tracking.store import TAG_CREATION_KEY, RunHandle
 
 T = TypeVar("T")
 #: How long a run's own store calls wait for a store that does not answer.
@@ -58,16 +65,45 @@ class PatientStore:
         attribute = getattr(self.inner, name)
         if not callable(attribute):
             return attribute
+        return lambda *args, **kwargs: self._call(lambda: attribute(*args, **kwargs))
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if not self.answered:  # a store down from the start: say so at once
-                result = attribute(*args, **kwargs)
-            else:
-                result = patiently(lambda: attribute(*args, **kwargs), self.patience_s)
-            self.answered = True
-            return result
+    def _call(self, action: Callable[[], T]) -> T:
+        # A store down from the start (never answered): say so at once.
+        result = patiently(action, self.patience_s) if self.answered else action()
+        self.answered = True
+        return result
 
-        return call
+    def start_run(
+        self,
+        experiment: str,
+        run_name: str | None,
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+        start_time_ms: int | None = None,
+    ) -> RunHandle:
+        """The inner store's ``start_run``, creating one run however often it is tried."""
+        key = tags.get(TAG_CREATION_KEY) or uuid.uuid4().hex
+        keyed = {**tags, TAG_CREATION_KEY: key}
+        tries = 0
+
+        def create_once() -> RunHandle:
+            nonlocal tries
+            tries += 1
+            if tries > 1:  # the first try may have created the run before it failed
+                existing = self.inner.run_with_tag(TAG_CREATION_KEY, key)
+                if existing is not None:
+                    handle: RunHandle = self.inner.resume_run(existing)
+                    return handle
+            created: RunHandle = self.inner.start_run(
+                experiment,
+                run_name,
+                keyed,
+                parent_run_id=parent_run_id,
+                start_time_ms=start_time_ms,
+            )
+            return created
+
+        return self._call(create_once)
 
     def replay_spool(self) -> int:
         """Replay the journals of processes that ended offline; records replayed."""
