@@ -378,9 +378,7 @@ class BatchRunner:
                     # Closed after the next points were submitted: their workers would
                     # otherwise wait for these writes.
                     for entry, failure in ended:
-                        result = self._close_point(entry, failure)
-                        outcome.results.append(result)
-                        self.on_point(result)
+                        self._finish_point(outcome, entry, failure)
                     ended.clear()
                     self._progress(outcome, len(in_flight), total)
                 if not in_flight:
@@ -420,10 +418,10 @@ class BatchRunner:
             outcome.interrupted = True
             executor.stop(interrupt=True)
             for entry, failure in ended:  # executed before the stop: closed as they ended
-                outcome.results.append(self._close_point(entry, failure))
+                self._finish_point(outcome, entry, failure)
             for entry in in_flight.values():
                 failure = Failure("interrupted", "interrupted by the user")
-                outcome.results.append(self._close_point(entry, failure))
+                self._finish_point(outcome, entry, failure)
             for point in queue:
                 outcome.results.append(
                     PointResult(
@@ -454,6 +452,14 @@ class BatchRunner:
         host_tags, environment = facts
         run_id = open_run(plan, self._store(), environment=environment, host_tags=host_tags)
         return _InFlight(point, plan, run_id, time.monotonic())
+
+    def _finish_point(
+        self, outcome: BatchOutcome, entry: _InFlight, failure: Failure | None
+    ) -> None:
+        """Close an executed point's run, and report it."""
+        result = self._close_point(entry, failure)
+        outcome.results.append(result)
+        self.on_point(result)
 
     def _close_point(self, entry: _InFlight, failure: Failure | None) -> PointResult:
         store = self._store()

@@ -209,11 +209,13 @@ def test_a_stop_whose_keyboardinterrupt_was_swallowed_still_stops_the_batch(
 
     copy_notebook("run_slow_cell.ipynb", project)
     began = time.monotonic()
+    reported: list[str] = []
     runner = BatchRunner(
         BatchRequest(
             notebook=project / "run_slow_cell.ipynb", grids=[("seconds", [60, 61])], workers=1
         ),
         resolve_tracking_location(cwd=project),
+        on_point=lambda result: reported.append(result.status),
         interrupted=lambda: time.monotonic() - began > 8,
     )
     outcome = runner.run()
@@ -221,6 +223,7 @@ def test_a_stop_whose_keyboardinterrupt_was_swallowed_still_stops_the_batch(
     assert time.monotonic() - began < 45
     statuses = sorted(r.status for r in outcome.results)
     assert statuses == ["KILLED", "NOT_RUN"], outcome.results
+    assert reported == ["KILLED"], "the stopped point is reported as the others are"
     killed = next(r for r in outcome.results if r.status == "KILLED")
     assert store(project).get_run(killed.run_id).info.status == "KILLED"
 
