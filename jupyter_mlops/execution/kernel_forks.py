@@ -170,10 +170,8 @@ class Zygote:
                 said = self._log.read().decode(errors="replace").strip()[-2000:]
                 raise ZygoteError(f"the kernel zygote ended: {said or 'it said nothing'}")
             message: dict[str, Any] = json.loads(data)
-            if "exited" in message:
-                self._exits[int(message["exited"])] = int(message["code"])
-                continue
-            return message
+            if not self._keep_exit(message):
+                return message
 
     def _drain(self) -> None:
         """Keep the exit reports waiting in the socket, without blocking."""
@@ -186,9 +184,14 @@ class Zygote:
                 raise ZygoteError(f"the kernel zygote is gone: {error}") from None
             if not data:
                 raise ZygoteError("the kernel zygote ended")
-            message = json.loads(data)
-            if "exited" in message:
-                self._exits[int(message["exited"])] = int(message["code"])
+            self._keep_exit(json.loads(data))
+
+    def _keep_exit(self, message: dict[str, Any]) -> bool:
+        """Keep ``message`` if it reports a kernel's exit; whether it did."""
+        if "exited" not in message:
+            return False
+        self._exits[int(message["exited"])] = int(message["code"])
+        return True
 
 
 def _shared(env: Mapping[str, str]) -> dict[str, str]:
