@@ -236,20 +236,7 @@ def kernels_for_notebook(notebook: Path) -> list[int]:
 def test_kernels_started_ahead_are_fresh_and_know_their_points_run(project: Path) -> None:
     """Workers start each point's kernel before the point (the first ones while the store
     opens): still one new kernel per point, given its own run, and none left at the end."""
-    notebook = project / "kernel_per_point.ipynb"
-    cells = [
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 0"},
-        {
-            "cell_type": "code",
-            "metadata": {},
-            "source": "import os\nprint(os.getpid(), os.environ['JUPYTER_MLOPS_RUN_ID'], x)",
-        },
-    ]
-    for index, cell in enumerate(cells):
-        cell.update(id=f"cell-{index}", execution_count=None, outputs=[])
-    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    content = {"cells": cells, "metadata": {"kernelspec": kernelspec}}
-    notebook.write_text(json.dumps({**content, "nbformat": 4, "nbformat_minor": 5}))
+    notebook = copy_notebook("batch_kernel_per_point.ipynb", project)
     result = cli(project, notebook.name, "--grid", "x=1,2,3,4,5", "--workers", "2")
     assert result.returncode == 0, result.stderr
     client = store(project)
@@ -273,21 +260,7 @@ def test_kernels_started_ahead_are_fresh_and_know_their_points_run(project: Path
 def test_a_point_whose_kernel_dies_fails_alone_and_leaves_no_process(project: Path) -> None:
     """The kernels are forked (kernel_forks.py): the death of one is still seen, as a
     failed point with its partial output, while the other point finishes."""
-    notebook = project / "dies.ipynb"
-    cells = [
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "die = False"},
-        {"cell_type": "code", "metadata": {}, "source": "print('about to die', die, flush=True)"},
-        {
-            "cell_type": "code",
-            "metadata": {},
-            "source": "import os, signal\nif die:\n    os.kill(os.getpid(), signal.SIGKILL)",
-        },
-    ]
-    for index, cell in enumerate(cells):
-        cell.update(id=f"cell-{index}", execution_count=None, outputs=[])
-    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    content = {"cells": cells, "metadata": {"kernelspec": kernelspec}}
-    notebook.write_text(json.dumps({**content, "nbformat": 4, "nbformat_minor": 5}))
+    notebook = copy_notebook("batch_point_kernel_dies.ipynb", project)
     result = cli(project, notebook.name, "--grid", "die=True,False", "--workers", "2")
     assert result.returncode == 1, result.stderr
     assert "kernel died" in result.stderr
