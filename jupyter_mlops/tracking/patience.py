@@ -21,12 +21,11 @@ metrics are in before its final status and result.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from jupyter_mlops.core.errors import StoreUnavailableError
-from jupyter_mlops.tracking.store import TAG_CREATION_KEY, RunHandle
+from jupyter_mlops.tracking.store import TAG_CREATION_KEY, RunHandle, with_creation_key
 
 T = TypeVar("T")
 #: How long a run's own store calls wait for a store that does not answer.
@@ -82,8 +81,8 @@ class PatientStore:
         start_time_ms: int | None = None,
     ) -> RunHandle:
         """The inner store's ``start_run``, creating one run however often it is tried."""
-        key = tags.get(TAG_CREATION_KEY) or uuid.uuid4().hex
-        keyed = {**tags, TAG_CREATION_KEY: key}
+        keyed = with_creation_key(tags)
+        key = keyed[TAG_CREATION_KEY]
         tries = 0
 
         def create_once() -> RunHandle:

@@ -55,7 +55,13 @@ from typing import Any
 
 from jupyter_mlops.core.errors import MlopsError, StoreUnavailableError, UsageError
 from jupyter_mlops.core.settings import redact_uri
-from jupyter_mlops.tracking.store import TAG_CREATION_KEY, Batch, MetricPoint, RunHandle
+from jupyter_mlops.tracking.store import (
+    TAG_CREATION_KEY,
+    Batch,
+    MetricPoint,
+    RunHandle,
+    with_creation_key,
+)
 
 FORMAT_VERSION = 1
 JOURNAL_GLOB = "journal-*.jsonl"
@@ -274,15 +280,15 @@ class SpoolingStore:
         start_time_ms: int | None = None,
     ) -> RunHandle:
         """Record the run's creation; its records use a provisional id until replay."""
-        key = tags.get(TAG_CREATION_KEY) or uuid.uuid4().hex
-        run_id = OFFLINE_PREFIX + key
+        keyed = with_creation_key(tags)
+        run_id = OFFLINE_PREFIX + keyed[TAG_CREATION_KEY]
         self._append(
             {
                 "op": "start_run",
                 "run_id": run_id,
                 "experiment": experiment,
                 "run_name": run_name,
-                "tags": {**tags, TAG_CREATION_KEY: key},
+                "tags": keyed,
                 "parent_run_id": parent_run_id,
                 "start_time_ms": start_time_ms or int(time.time() * 1000),
             }

@@ -6,12 +6,18 @@ The only implementation talking to a real store is :class:`MlflowRunStore` in
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
 #: Every run we create carries a key of our own, so that creating it again (a retry, a
 #: replay of the offline spool) finds it instead of making a second run.
 TAG_CREATION_KEY = "mlops.creation_key"
+
+
+def with_creation_key(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` with a creation key: the one they carry, else a new one."""
+    return {**tags, TAG_CREATION_KEY: tags.get(TAG_CREATION_KEY) or uuid.uuid4().hex}
 
 
 @dataclass(frozen=True)
