@@ -91,11 +91,13 @@ def start_run(
 ) -> TrackingSession:
     """Start tracking, or return the active session when there is one and ``new_run`` is False.
 
-    Returns at once: the run is created by the writer thread (importing MLflow takes
-    seconds). ``run_id`` (or ``JUPYTER_MLOPS_RUN_ID``) resumes an existing run.
+    The run is created by the writer thread; the first call for a kind of store imports
+    MLflow here first (see ``import_client_modules``), later calls return at once.
+    ``run_id`` (or ``JUPYTER_MLOPS_RUN_ID``) resumes an existing run.
     """
     global _session, _writer, _location
     from jupyter_mlops.tracking.environment import environment_listing, run_tags
+    from jupyter_mlops.tracking.mlflow_store import import_client_modules
 
     with _lock:
         location = resolve_tracking_location(tracking_uri)
@@ -111,6 +113,8 @@ def start_run(
         if _writer is None or (_location is not None and _location.uri != location.uri):
             if _writer is not None:
                 _writer.close()
+            # In this thread, not the writer's: see import_client_modules.
+            import_client_modules(location)
             _writer = AsyncWriter(
                 _make_store(location), spool=_spool_for(location), on_created=_adopt_created
             )

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -176,6 +178,50 @@ def prepare_local_store(location: TrackingLocation) -> None:
             (folder / ".gitignore").write_text("# tracking data of jupyter-mlops\n*\n")
 
 
+#: The modules an ``MlflowClient`` imports when it opens each kind of store, beyond what
+#: ``mlflow.tracking`` imports itself: the SQL stores pull in SQLAlchemy and, to check the
+#: schema on every open, Alembic and MLflow's migration scripts.
+_SQL_STORE_MODULES = (
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_workspace_store",
+    "mlflow.store.db.trace_analytics",
+    "mlflow.store.db.trace_analytics_prepopulation",
+    "alembic.command",
+    "alembic.config",
+)
+CLIENT_MODULES: dict[str, tuple[str, ...]] = {
+    "sqlite": (*_SQL_STORE_MODULES, "sqlalchemy.dialects.sqlite"),
+    "database": _SQL_STORE_MODULES,
+    "file": ("mlflow.store.tracking.file_store", "mlflow.store.model_registry.file_store"),
+}
+_client_modules_lock = threading.Lock()
+_client_modules_imported: set[str] = set()
+
+
+def import_client_modules(location: TrackingLocation) -> None:
+    """Import MLflow, and what its client for ``location`` uses, in the calling thread.
+
+    Why this is not left to whichever thread opens the store first: MLflow's modules
+    import each other in circles (``mlflow.tracking`` and ``mlflow.pyfunc`` do). When two
+    threads import them at once, for example a kernel's tracking writer opening the store
+    while the next cell runs ``import mlflow.pyfunc``, Python's deadlock check hands each
+    thread the other's half-made module and both fail with "cannot import name ... from
+    partially initialized module". So ``api.start_run`` calls this in the cell's thread
+    before it starts the writer, and the threads of our own that open stores (a server's
+    run index beside its handlers) take turns here. Importing what is imported already is
+    free, so only the first call for a kind of store costs anything.
+    """
+    kind = str(location.kind)
+    if kind in _client_modules_imported:
+        return
+    with _client_modules_lock:
+        for name in ("mlflow.tracking", *CLIENT_MODULES.get(kind, ())):
+            importlib.import_module(name)
+        _client_modules_imported.add(kind)
+
+
 @contextlib.contextmanager
 def creation_lock(location: TrackingLocation) -> Iterator[None]:
     """Processes opening one SQLite store take turns while MLflow creates or checks its
@@ -257,6 +303,7 @@ class MlflowRunStore:
     def __init__(self, location: TrackingLocation, retries: int = 5) -> None:
         try:
             prepare_local_store(location)
+            import_client_modules(location)
             from mlflow.tracking import MlflowClient
         except Exception as exc:
             raise self._open_error(location, exc) from None

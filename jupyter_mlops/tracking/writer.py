@@ -59,7 +59,11 @@ class Operation:
 
 
 class AsyncWriter:
-    """Owns the store (built lazily in the thread: importing MLflow takes seconds)."""
+    """Owns the store, opened lazily in the thread (opening it may wait for a server).
+
+    The caller imports MLflow before it builds the writer (``import_client_modules``): an
+    import here could meet the same import in the caller's thread and break both.
+    """
 
     def __init__(
         self,
