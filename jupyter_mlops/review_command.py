@@ -53,8 +53,7 @@ def _cmd_open(args: argparse.Namespace) -> int:
 
 
 def _cmd_comment(args: argparse.Namespace) -> int:
-    view = _service(args).comment(args.review, args.cell, args.text, _author(args))
-    comment = view.review.comments[-1]
+    view, comment = _service(args).comment(args.review, args.cell, args.text, _author(args))
     print(f"review {view.review.id}: comment {comment.id} on cell {comment.cell_id}")
     return 0
 

@@ -1,8 +1,13 @@
 """Reviews: a candidate notebook version, a base, comments anchored to cells, a decision.
 
 Pure data and rules; :mod:`jupyter_mlops.governance.reviews` stores a review with its
-candidate's run (a JSON artifact ``reviews/<id>.json`` plus tags) and, for a model
-version, tags on the version too, so the record travels with the model.
+candidate's run (JSON artifacts under ``reviews/`` plus tags) and, for a model version,
+tags on the version too, so the record travels with the model.
+
+A review is its opening record plus its actions (a comment, a decision), each action a
+record of its own: two reviewers acting at once add two actions, and neither overwrites
+the other's. :func:`apply_action` folds them, in the order they were made, into the
+review everyone reads.
 
 States: ``open`` until someone decides; then ``approved`` or ``changes_requested``, the
 latest decision winning (a reviewer may approve after the requested changes are made).
@@ -135,10 +140,27 @@ def open_review(candidate: Side, base: Side | None, author: str) -> Review:
     return review
 
 
-def add_comment(
-    review: Review, cell_id: str, text: str, author: str, anchors: list[str]
-) -> Comment:
-    """Anchor a comment to a cell of the candidate's notebook; refuse unknown cells."""
+@dataclass
+class ReviewAction:
+    """One thing done to a review after it opened: a comment, or a decision."""
+
+    event: Event
+    comment: Comment | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReviewAction:
+        try:
+            comment = data.get("comment")
+            return cls(Event(**data["event"]), Comment(**comment) if comment else None)
+        except (KeyError, TypeError) as error:
+            raise UsageError(f"a review action record is malformed: {error}") from None
+
+
+def comment_action(cell_id: str, text: str, author: str, anchors: list[str]) -> ReviewAction:
+    """A comment anchored to a cell of the candidate's notebook; refuse unknown cells."""
     body = text.strip()
     if not body:
         raise UsageError("a comment needs some text")
@@ -151,17 +173,25 @@ def add_comment(
             hint=f"its cells are {shown}" if anchors else "its notebook has no cells",
         )
     at = now_iso()
-    comment = Comment(f"c{len(review.comments) + 1}", cell_id, body, author, at)
-    review.comments.append(comment)
-    review.events.append(Event("commented", author, at, f"on {cell_id}"))
-    return comment
+    # Random, not numbered: two comments made at once must not share an id.
+    comment = Comment(f"c-{secrets.token_hex(4)}", cell_id, body, author, at)
+    return ReviewAction(Event("commented", author, at, f"on {cell_id}"), comment)
 
 
-def decide(review: Review, decision: str, author: str, message: str | None = None) -> None:
+def decision_action(decision: str, author: str, message: str | None = None) -> ReviewAction:
     if decision not in DECISIONS:
         raise UsageError(f"{decision!r} is not a decision", hint="approve or request_changes")
-    state = DECISIONS[decision]
-    at = now_iso()
-    review.state = state
-    review.decided_by, review.decided_at = author, at
-    review.events.append(Event(state, author, at, (message or "").strip() or None))
+    return ReviewAction(
+        Event(DECISIONS[decision], author, now_iso(), (message or "").strip() or None)
+    )
+
+
+def apply_action(review: Review, action: ReviewAction) -> None:
+    """Fold one action into the review (actions are applied in the order they were made)."""
+    review.events.append(action.event)
+    if action.comment is not None:
+        review.comments.append(action.comment)
+    for state in DECISIONS.values():
+        if action.event.action == state:
+            review.state = state
+            review.decided_by, review.decided_at = action.event.author, action.event.at

@@ -1,9 +1,21 @@
 """Reviews stored with their candidate in MLflow: open, comment, decide, find, list.
 
-A review lives in the candidate's run: the whole record as ``reviews/<id>.json`` and its
-state in tags (``mlops.review.<id>``, ``mlops.review.id``, ``mlops.review.state``). A
-model version under review carries the same tags, so the registry shows the state and
-the promotion gate can read it without downloading anything.
+A review lives in the candidate's run, as artifacts under ``reviews/``:
+
+* ``reviews/<id>/opened.json``: the review as it was opened;
+* ``reviews/<id>/actions/<time>-<random>.json``: one file per comment or decision, never
+  rewritten, so two reviewers acting at once both keep what they did;
+* ``reviews/<id>.json``: the whole review (opening plus every action), for people and for
+  ``list``; rewritten after each action.
+
+Its state is in tags (``mlops.review.<id>``, ``mlops.review.id``, ``mlops.review.state``).
+A model version under review carries the same tags, so the registry shows the state and
+the promotion gate can read it without downloading anything. After each action the
+record and the tags are published again until no other action arrived meanwhile, so the
+last publication of a review always includes every action (see ``_settle``).
+
+Reviews opened before actions had files of their own (only ``reviews/<id>.json``) are
+read as they are; their first new action copies that record to ``opened.json``.
 
 The base is stored resolved (``models:/churn/3``, not ``models:/churn@champion``): the
 alias moves on, the review must keep showing the diff it judged.
@@ -12,6 +24,8 @@ alias moves on, the review must keep showing the diff it judged.
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -22,12 +36,15 @@ from jupyter_mlops.core.review import (
     REVIEW_ARTIFACT_FOLDER,
     TAG_REVIEW_ID,
     TAG_REVIEW_PREFIX,
+    Comment,
     Review,
+    ReviewAction,
     Side,
-    add_comment,
+    apply_action,
     cell_anchors,
     check_review_id,
-    decide,
+    comment_action,
+    decision_action,
     open_review,
 )
 from jupyter_mlops.execution.runner import TAG_INPUT_NOTEBOOK
@@ -41,6 +58,18 @@ from jupyter_mlops.tracking.environment import TAG_NOTEBOOK
 
 CHAMPION_ALIAS = "champion"
 DIFF_API_PATH = "/jupyter-mlops/api/diff"
+OPENED = "opened.json"
+ACTIONS = "actions"
+
+
+def _folder(review_id: str) -> str:
+    return f"{REVIEW_ARTIFACT_FOLDER}/{review_id}"
+
+
+def _run_of(review: Review) -> str:
+    """The candidate's run, where the review is stored (every candidate has one)."""
+    assert review.candidate.run_id is not None
+    return review.candidate.run_id
 
 
 @dataclass
@@ -97,7 +126,8 @@ class ReviewService:
         version = self.versions.resolve(ref)
         base_side = self._base(version, base)
         review = open_review(_side(version, _pinned_ref(version)), base_side, author)
-        self._save(review)
+        self._put_json(_run_of(review), f"{_folder(review.id)}/{OPENED}", review.to_json())
+        self._publish(review)
         return ReviewView(review, cell_anchors(version.notebook))
 
     def _base(self, candidate: NotebookVersion, base: str | None) -> Side | None:
@@ -142,18 +172,64 @@ class ReviewService:
         return f"run:{earlier[-1]}" if earlier else None
 
     # -- reading and writing ----------------------------------------------------------
-    def _save(self, review: Review) -> None:
-        run_id = review.candidate.run_id
-        assert run_id is not None
-        data = json.dumps(review.to_json(), indent=1).encode()
-        self.store.put_artifact(run_id, f"{REVIEW_ARTIFACT_FOLDER}/{review.id}.json", data)
+    def _put_json(self, run_id: str, path: str, data: dict[str, Any]) -> None:
+        self.store.put_artifact(run_id, path, json.dumps(data, indent=1).encode())
+
+    def _publish(self, review: Review) -> None:
+        """Write the readable record and the state tags (run, and model version if any)."""
+        run_id = _run_of(review)
+        self._put_json(run_id, f"{REVIEW_ARTIFACT_FOLDER}/{review.id}.json", review.to_json())
         self.store.set_tags(run_id, review.tags())
         if review.candidate.model_name and review.candidate.model_version:
             self.store.set_model_version_tags(
                 review.candidate.model_name, review.candidate.model_version, review.tags()
             )
 
+    def _act(self, view: ReviewView, action: ReviewAction) -> ReviewView:
+        """Add ``action`` as a file of its own, then publish the review with it."""
+        review = view.review
+        run_id = _run_of(review)
+        folder = _folder(review.id)
+        if f"{folder}/{OPENED}" not in self.store.list_artifacts(run_id, folder):
+            # Opened before actions had files: its record so far becomes the opening.
+            self._put_json(run_id, f"{folder}/{OPENED}", review.to_json())
+        # Time first, so that names sort in the order the actions were made.
+        name = f"{time.time_ns():020d}-{secrets.token_hex(4)}.json"
+        self._put_json(run_id, f"{folder}/{ACTIONS}/{name}", action.to_json())
+        return ReviewView(self._settle(run_id, review.id), view.anchors)
+
+    def _settle(self, run_id: str, review_id: str) -> Review:
+        """Publish the folded review until a reading finds no action the last one lacked.
+
+        Two reviewers acting at once may each publish a state that lacks the other's
+        action; whoever published last then reads again, finds the other action, and
+        publishes once more. So the last publication of a review includes every action
+        written before it, and the tags the promotion gate reads are never left stale.
+        """
+        published: list[str] | None = None
+        while True:
+            review, actions = self._fold(run_id, review_id)
+            if actions == published:
+                return review
+            self._publish(review)
+            published = actions
+
+    def _fold(self, run_id: str, review_id: str) -> tuple[Review, list[str]]:
+        """The review from its opening and every action so far, and those actions' files."""
+        folder = _folder(review_id)
+        opened = self.store.find_artifact(run_id, f"{folder}/{OPENED}")
+        if opened is None:
+            return self._load(run_id, review_id), []
+        review = Review.from_json(json.loads(opened))
+        actions = sorted(self.store.list_artifacts(run_id, f"{folder}/{ACTIONS}"))
+        for path in actions:
+            data = self.store.find_artifact(run_id, path)
+            if data is not None:
+                apply_action(review, ReviewAction.from_json(json.loads(data)))
+        return review, actions
+
     def _load(self, run_id: str, review_id: str) -> Review:
+        """The readable record of a review: what it was when last published."""
         data = self.store.find_artifact(run_id, f"{REVIEW_ARTIFACT_FOLDER}/{review_id}.json")
         if data is None:
             raise NotFoundError(f"review {review_id}: its record is missing from run {run_id}")
@@ -166,23 +242,24 @@ class ReviewService:
         )
         if not runs:
             raise NotFoundError(f"there is no review {review_id}")
-        review = self._load(runs[0].run_id, review_id)
+        review, _actions = self._fold(runs[0].run_id, review_id)
         candidate = self.versions.resolve(review.candidate.ref)
         return ReviewView(review, cell_anchors(candidate.notebook))
 
-    def comment(self, review_id: str, cell_id: str, text: str, author: str) -> ReviewView:
+    def comment(
+        self, review_id: str, cell_id: str, text: str, author: str
+    ) -> tuple[ReviewView, Comment]:
+        """Comment on a cell; returns the review after it, and the comment made."""
         view = self.get(review_id)
-        add_comment(view.review, cell_id, text, author, view.anchors)
-        self._save(view.review)
-        return view
+        action = comment_action(cell_id, text, author, view.anchors)
+        assert action.comment is not None
+        return self._act(view, action), action.comment
 
     def decide(
         self, review_id: str, decision: str, author: str, message: str | None = None
     ) -> ReviewView:
         view = self.get(review_id)
-        decide(view.review, decision, author, message)
-        self._save(view.review)
-        return view
+        return self._act(view, decision_action(decision, author, message))
 
     def list(self) -> list[Review]:
         """Every review in the store, newest first."""

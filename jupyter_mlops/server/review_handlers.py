@@ -57,7 +57,7 @@ class ReviewCommentsHandler(_ReviewHandler):
     @authorized
     async def post(self, review_id: str) -> None:
         body = self.json_body(required=("cell_id", "text"))
-        view = await asyncio.to_thread(
+        view, _comment = await asyncio.to_thread(
             self.service().comment, review_id, body["cell_id"], body["text"], self.user_name
         )
         self.write_json(view.as_json())

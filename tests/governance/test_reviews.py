@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from governance_project import Project
 from mlflow.tracking import MlflowClient
-from store_under_test import store_client
+from store_under_test import location_for, store_client
+
+from jupyter_mlops.governance.notebook_versions import NotebookVersions
+from jupyter_mlops.governance.reviews import ReviewService
+from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
 
 from conftest import run_cli, run_main
 
@@ -123,3 +131,58 @@ def test_bad_review_input_is_one_line_and_exit_2(tracked: Project) -> None:
     # Nothing was recorded by the refused comments
     shown = json.loads(_cli(tracked, "review", "show", review["id"], "--json").stdout)
     assert shown["comments"] == []
+
+
+class _ActingTogether:
+    """The real store, except that each reviewer's first write waits until every reviewer
+    has read the review: each then acts on a review that lacks the others' actions, the
+    worst interleaving two people can hit by chance."""
+
+    def __init__(self, store: Any, barrier: threading.Barrier) -> None:
+        self._store = store
+        self._barrier = barrier
+        self._wrote = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def put_artifact(self, run_id: str, path: str, data: bytes) -> None:
+        if not self._wrote:
+            self._wrote = True
+            self._barrier.wait()
+        self._store.put_artifact(run_id, path, data)
+
+
+def test_reviewers_acting_at_the_same_moment_lose_nothing(tracked: Project) -> None:
+    # Given an open review of a run
+    review = _open(tracked, tracked.runs[0], "--user", "ada")
+    cell = review["cells"][1]
+    # When four reviewers comment and a fifth approves, each reading before anyone writes
+    barrier = threading.Barrier(5, timeout=120)
+
+    def reviewer(act: Callable[[ReviewService], object]) -> None:
+        store = _ActingTogether(MlflowRunStore(location_for(tracked.root)), barrier)
+        act(ReviewService(NotebookVersions(store.location, tracked.root, store=store)))
+
+    acts: list[Callable[[ReviewService], object]] = [
+        lambda service, i=i: service.comment(review["id"], cell, f"note {i}", f"r{i}")
+        for i in range(4)
+    ]
+    acts.append(lambda service: service.decide(review["id"], "approve", "carol", "fine"))
+    with ThreadPoolExecutor(len(acts)) as pool:
+        for done in [pool.submit(reviewer, act) for act in acts]:
+            done.result()
+    # Then the review holds every comment and the decision
+    shown = json.loads(_cli(tracked, "review", "show", review["id"], "--json").stdout)
+    assert sorted(c["text"] for c in shown["comments"]) == [f"note {i}" for i in range(4)]
+    assert len({c["id"] for c in shown["comments"]}) == 4
+    assert (shown["state"], shown["decided_by"]) == ("approved", "carol")
+    assert sorted(e["action"] for e in shown["events"]) == ["approved"] + ["commented"] * 4 + [
+        "opened"
+    ]
+    # And so do the published record and the tags the promotion gate reads
+    listed = json.loads(_cli(tracked, "review", "list", "--json").stdout)
+    [record] = [r for r in listed if r["id"] == review["id"]]
+    assert len(record["comments"]) == 4 and record["state"] == "approved"
+    tags = _client(tracked).get_run(tracked.runs[0]).data.tags
+    assert tags[f"mlops.review.{review['id']}"] == "approved"
