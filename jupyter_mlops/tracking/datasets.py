@@ -101,6 +101,8 @@ def log_dataframes(
     store._call(
         f"logging datasets {', '.join(name for name, _, _ in inputs)}",
         lambda: store.client.log_inputs(run_id, datasets=[i for _, _, i in inputs]),
+        # Another run of the experiment may be creating the same dataset right now.
+        retry_duplicates=True,
     )
     seen.update((name, digest) for name, digest, _ in inputs)
     return [digest for _, digest, _ in inputs]

@@ -75,6 +75,13 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 LOCKED = re.compile(r"database is locked|database table is locked", re.IGNORECASE)
+#: A row another writer inserted between MLflow's "is it there?" and its insert (SQLite's
+#: and PostgreSQL's wording): MLflow's ``log_inputs`` creates a dataset that way, so two
+#: runs of one experiment logging the same data at once can fail. Asked again, MLflow finds
+#: the row and links it.
+DUPLICATE_ROW = re.compile(
+    r"UNIQUE constraint failed|duplicate key value violates unique constraint", re.IGNORECASE
+)
 
 
 def _json_size(key: str, value: str) -> int:
@@ -368,8 +375,12 @@ class MlflowRunStore:
             self._last_ok = None
             raise StoreUnavailableError(problem)
 
-    def _call(self, what: str, action: Callable[[], T]) -> T:
-        """Run a client call; retry SQLite lock errors; turn failures into our errors."""
+    def _call(self, what: str, action: Callable[[], T], retry_duplicates: bool = False) -> T:
+        """Run a client call; retry SQLite lock errors; turn failures into our errors.
+
+        ``retry_duplicates``: also retry a call that lost a race to insert the same row
+        (``DUPLICATE_ROW``); only for calls that look the row up before inserting it.
+        """
         from mlflow.exceptions import MlflowException
 
         self._check_server()
@@ -382,7 +393,10 @@ class MlflowRunStore:
             except MlopsError:
                 raise
             except Exception as exc:  # MLflow, connection, disk and SQLAlchemy errors
-                if LOCKED.search(str(exc)) and attempt < self.retries:
+                transient = LOCKED.search(str(exc)) or (
+                    retry_duplicates and DUPLICATE_ROW.search(str(exc))
+                )
+                if transient and attempt < self.retries:
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
