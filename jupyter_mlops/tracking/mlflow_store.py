@@ -224,8 +224,15 @@ def import_client_modules(location: TrackingLocation) -> None:
     if kind in _client_modules_imported:
         return
     with _client_modules_lock:
-        for name in ("mlflow.tracking", *CLIENT_MODULES.get(kind, ())):
-            importlib.import_module(name)
+        importlib.import_module("mlflow.tracking")
+        for name in CLIENT_MODULES.get(kind, ()):
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as error:
+                if error.name != name:
+                    raise
+                # An MLflow 3.x without it: its client cannot import it later either.
+                # tests/tracking/test_mlflow_imports.py says what that version imports.
         _client_modules_imported.add(kind)
 
 

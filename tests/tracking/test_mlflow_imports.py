@@ -89,3 +89,21 @@ def test_opening_a_store_imports_nothing_that_import_client_modules_left_out(
     late = json.loads(result.stdout.strip().splitlines()[-1])
     packages = {"mlflow", "sqlalchemy", "alembic"}
     assert [name for name in late if name.split(".")[0] in packages] == []
+
+
+def test_a_module_another_mlflow_version_lacks_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_mlops.core.settings import resolve_tracking_location
+    from jupyter_mlops.tracking import mlflow_store
+
+    location = resolve_tracking_location(cwd=tmp_path, environ={})
+    monkeypatch.setattr(mlflow_store, "_client_modules_imported", set())
+    monkeypatch.setitem(mlflow_store.CLIENT_MODULES, "sqlite", ("mlflow.store.renamed_since",))
+    mlflow_store.import_client_modules(location)  # no error: that MLflow never imports it
+    assert "sqlite" in mlflow_store._client_modules_imported
+    # but a module named there that fails for want of another module still fails
+    monkeypatch.setattr(mlflow_store, "_client_modules_imported", set())
+    monkeypatch.setitem(mlflow_store.CLIENT_MODULES, "sqlite", ("jupyter_mlops.no_such.child",))
+    with pytest.raises(ModuleNotFoundError):
+        mlflow_store.import_client_modules(location)
