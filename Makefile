@@ -65,10 +65,12 @@ system-deps:
 	fi
 
 # The whole suite on the embedded default store, then the store-facing tests again with the
-# team set-up as every test's store (kernels, reviews, diffs, the registry, the REST API);
-# `make test-team` runs the whole suite there. PYTEST_ARGS replaces the second pass.
+# team set-up as every test's store (kernels, reviews, diffs, the registry, the REST API,
+# datasets logged at once); `make test-team` runs the whole suite there. PYTEST_ARGS
+# replaces the second pass.
 TEAM_PASS := tests/kernel tests/governance tests/test_registry_command.py \
-	tests/server/test_runs_api.py tests/server/test_diff_review_api.py tests/server/test_models_api.py
+	tests/server/test_runs_api.py tests/server/test_diff_review_api.py tests/server/test_models_api.py \
+	tests/tracking/test_datasets.py
 test: install system-deps
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,$(PY) -m pytest -n 2 --dist loadfile --store team $(TEAM_PASS))
