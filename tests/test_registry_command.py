@@ -143,3 +143,28 @@ def test_a_pipeline_step_registers_the_model_it_logged(
     code, _, err = main(capsys, "pipeline", "run", "--force", "train")
     assert code == 1 and "alias 'champion' of iris-pipe" in err
     assert len(store.client.search_runs([run.info.experiment_id])) == 2  # pipeline + step
+
+
+def test_a_cached_model_step_runs_again_when_its_model_changed_or_is_gone(project: Path) -> None:
+    # Given a model step that ran and registered its model, then is cached
+    copy_notebook("pipeline_train_model.ipynb", project)
+    (project / "mlops.yaml").write_text(PIPELINE.replace("ALIAS", "staging"))
+    assert run_cli(project, "pipeline", "run").returncode == 0
+    cached = run_cli(project, "pipeline", "run")
+    assert "step train: cached" in cached.stdout, cached.stdout + cached.stderr
+    # When the declaration names another alias, the step is stale and registers again
+    (project / "mlops.yaml").write_text(PIPELINE.replace("ALIAS", "candidate"))
+    assert "its outputs.model changed" in run_cli(project, "pipeline", "status").stdout
+    rerun = run_cli(project, "pipeline", "run")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "registered models:/iris-pipe/2 as candidate" in rerun.stdout
+    # When the registered version is deleted, the step is stale and registers again
+    store = MlflowRunStore(location_for(project))
+    version = store.client.get_model_version_by_alias("iris-pipe", "candidate")
+    store.client.delete_model_version("iris-pipe", version.version)
+    status = run_cli(project, "pipeline", "status").stdout
+    assert f"model iris-pipe has no version from its last run {version.run_id}" in status
+    again = run_cli(project, "pipeline", "run")
+    assert again.returncode == 0, again.stderr
+    assert "registered models:/iris-pipe/3 as candidate" in again.stdout
+    assert "step train: cached" in run_cli(project, "pipeline", "run").stdout

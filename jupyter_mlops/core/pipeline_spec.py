@@ -35,7 +35,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -266,15 +266,21 @@ class CacheKey:
     params: str
     inputs: Mapping[str, str | None]
     upstream: Mapping[str, str]
+    #: The step's ``outputs.model`` as JSON; empty for a step without one, whose key (and
+    #: so whose cache) stays what it was before models were part of it.
+    model: str = ""
 
     def parts(self) -> dict[str, str]:
         """The tags recorded on a step's run."""
-        return {
+        parts = {
             "mlops.cache.notebook": self.notebook,
             "mlops.cache.params": hashlib.sha256(self.params.encode()).hexdigest(),
             "mlops.cache.inputs": json.dumps(dict(self.inputs), sort_keys=True),
             "mlops.cache.upstream": json.dumps(dict(self.upstream), sort_keys=True),
         }
+        if self.model:
+            parts["mlops.cache.model"] = self.model
+        return parts
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.parts(), sort_keys=True).encode()).hexdigest()
@@ -286,12 +292,14 @@ def step_key(
     inputs: tuple[Path, ...],
     root: Path,
     upstream: Mapping[str, str],
+    model: ModelOutput | None = None,
 ) -> CacheKey:
     return CacheKey(
         notebook=notebook_sha,
         params=canonical_params(params),
         inputs={str(p.relative_to(root)): file_sha256(p) for p in inputs},
         upstream=dict(upstream),
+        model=json.dumps(asdict(model), sort_keys=True) if model is not None else "",
     )
 
 
@@ -313,4 +321,6 @@ def stale_reasons(current: CacheKey, recorded: Mapping[str, str]) -> list[str]:
     for name, key in current.upstream.items():
         if before_up.get(name) != key:
             reasons.append(f"upstream step {name} changed")
+    if recorded.get("mlops.cache.model", "") != current.model:
+        reasons.append("its outputs.model changed")
     return reasons

@@ -7,8 +7,10 @@ stops the steps that need it (and only those) and is named in the result.
 
 A step declaring ``outputs: {model: {name, artifact, alias}}`` has the model its notebook
 logged registered once it succeeded (a cached step is not registered again); when that
-fails, the step fails. An alias the promotion policy gates is refused before anything
-runs: a run that has just been made has no review yet.
+fails, the step fails. The declaration is part of the step's cache key, and a cached step
+whose registered version was deleted runs again, as one whose output file is missing does.
+An alias the promotion policy gates is refused before anything runs: a run that has just
+been made has no review yet.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from jupyter_mlops.core.errors import MlopsError, PolicyError, UsageError
 from jupyter_mlops.core.pipeline_spec import (
     CacheKey,
+    ModelOutput,
     Pipeline,
     file_sha256,
     stale_reasons,
@@ -135,7 +138,12 @@ class PipelineRunner:
             for need in step.needs
         }
         key = step_key(
-            self.plan(name).snapshot_sha, step.params, step.inputs, self.pipeline.root, upstream
+            self.plan(name).snapshot_sha,
+            step.params,
+            step.inputs,
+            self.pipeline.root,
+            upstream,
+            step.model,
         )
         last = self._last_finished(name)
         if last is None:
@@ -143,6 +151,8 @@ class PipelineRunner:
         reasons = stale_reasons(key, last.tags)
         missing = [str(p.relative_to(self.pipeline.root)) for p in step.outputs if not p.exists()]
         reasons += [f"output {m} is missing" for m in missing]
+        if step.model is not None and not reasons:
+            reasons += self._unregistered(step.model, last.run_id)
         for need in step.needs:
             if not states[need].fresh:  # it will run again first: say that, not "changed"
                 reasons = [r for r in reasons if r != f"upstream step {need} changed"]
@@ -150,6 +160,13 @@ class PipelineRunner:
         state = StepState(name, not reasons, reasons, key, last_run_id=last.run_id)
         state.output_hashes = _outputs(self.pipeline, name)
         return state
+
+    def _unregistered(self, model: ModelOutput, run_id: str) -> list[str]:
+        """A cached step's model, like its files, must still exist: a version deleted from
+        the registry is registered again by running the step again."""
+        if self.store().model_versions(name=model.name, run_id=run_id):
+            return []
+        return [f"model {model.name} has no version from its last run {run_id}"]
 
     def status(self) -> list[StepState]:
         """Fresh or stale, and why, for every step (nothing is run)."""
