@@ -476,7 +476,7 @@ def register_version(
         )
     except Exception:
         if created:  # leave no empty registered model behind
-            _best_effort(lambda: store.client.delete_registered_model(name))
+            _best_effort(lambda: _delete_if_empty(store, name))
         raise
     number = str(version.version)
     if promotion is not None and alias:
@@ -491,6 +491,14 @@ def register_version(
 
 def _add_hint(error: MlopsError, hint: str) -> None:
     error.hint = f"{error.hint}; {hint}" if error.hint else hint
+
+
+def _delete_if_empty(store: MlflowRunStore, name: str) -> None:
+    """Delete the registered model this call created, unless another process (a batch
+    point registering the same name) has added a version to it meanwhile: deleting a
+    registered model deletes its versions."""
+    if not store.model_versions(name=name):
+        store.client.delete_registered_model(name)
 
 
 def _best_effort(action: Callable[[], Any]) -> None:

@@ -250,6 +250,29 @@ def test_a_registration_failing_after_the_upload_says_where_the_model_is(
     assert registered.version == "1"
 
 
+def test_a_failed_registration_keeps_the_version_another_process_added_meanwhile(
+    store: MlflowRunStore, root: Path, iris: tuple[pd.DataFrame, Any], monkeypatch: Any
+) -> None:
+    # Given a registration that creates the registered model, then fails to add its
+    # version after another process (a batch point) has added one
+    features, target = iris
+    run_id = new_run(store, root)
+    model = LogisticRegression(max_iter=300).fit(features, target)
+    original = store.client.create_model_version
+
+    def another_process_first_then_fail(*args: Any, **kwargs: Any) -> None:
+        original(*args, **kwargs)
+        raise MlflowException("registry database is read-only", error_code="INTERNAL_ERROR")
+
+    monkeypatch.setattr(store.client, "create_model_version", another_process_first_then_fail)
+    with pytest.raises(StoreUnavailableError):
+        register_object(store, run_id, model, "iris-shared")
+    monkeypatch.undo()
+    # Then the clean-up left the registered model and the other process's version alone
+    versions = store.client.search_model_versions("name = 'iris-shared'")
+    assert [str(v.version) for v in versions] == ["1"]
+
+
 def test_a_model_logged_by_mlflow_itself_registers_by_its_name(
     store: MlflowRunStore, root: Path, iris: tuple[pd.DataFrame, Any]
 ) -> None:
