@@ -190,7 +190,7 @@ class ReviewService:
         review = view.review
         run_id = _run_of(review)
         folder = _folder(review.id)
-        if f"{folder}/{OPENED}" not in self.store.list_artifacts(run_id, folder):
+        if not self._has_opening(run_id, review.id):
             # Opened before actions had files: its record so far becomes the opening.
             self._put_json(run_id, f"{folder}/{OPENED}", review.to_json())
         # Time first, so that names sort in the order the actions were made.
@@ -214,18 +214,28 @@ class ReviewService:
             self._publish(review)
             published = actions
 
-    def _fold(self, run_id: str, review_id: str) -> tuple[Review, list[str]]:
-        """The review from its opening and every action so far, and those actions' files."""
+    def _has_opening(self, run_id: str, review_id: str) -> bool:
+        """Whether the review has ``opened.json`` (else it is from before actions had
+        files of their own, and ``reviews/<id>.json`` is the whole of it)."""
         folder = _folder(review_id)
-        opened = self.store.find_artifact(run_id, f"{folder}/{OPENED}")
-        if opened is None:
+        return f"{folder}/{OPENED}" in self.store.list_artifacts(run_id, folder)
+
+    def _fold(self, run_id: str, review_id: str) -> tuple[Review, list[str]]:
+        """The review from its opening and every action so far, and those actions' files.
+
+        Files just listed are read as they are (``read_artifact``): actions are never
+        deleted, and ``find_artifact`` would list their folder again for each one.
+        """
+        folder = _folder(review_id)
+        if not self._has_opening(run_id, review_id):
             return self._load(run_id, review_id), []
-        review = Review.from_json(json.loads(opened))
+        review = Review.from_json(
+            json.loads(self.store.read_artifact(run_id, f"{folder}/{OPENED}"))
+        )
         actions = sorted(self.store.list_artifacts(run_id, f"{folder}/{ACTIONS}"))
         for path in actions:
-            data = self.store.find_artifact(run_id, path)
-            if data is not None:
-                apply_action(review, ReviewAction.from_json(json.loads(data)))
+            data = self.store.read_artifact(run_id, path)
+            apply_action(review, ReviewAction.from_json(json.loads(data)))
         return review, actions
 
     def _load(self, run_id: str, review_id: str) -> Review:
