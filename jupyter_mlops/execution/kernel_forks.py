@@ -160,31 +160,32 @@ class Zygote:
             if left <= 0:
                 raise ZygoteError(f"the kernel zygote did not answer in {timeout:g} s")
             try:
-                if not select.select([self.sock], [], [], left)[0]:
-                    continue
-                data = self.sock.recv(MAX_MESSAGE)
+                ready = select.select([self.sock], [], [], left)[0]
             except OSError as error:
                 raise ZygoteError(f"the kernel zygote is gone: {error}") from None
-            if not data:
-                self._log.seek(0)
-                said = self._log.read().decode(errors="replace").strip()[-2000:]
-                raise ZygoteError(f"the kernel zygote ended: {said or 'it said nothing'}")
-            message: dict[str, Any] = json.loads(data)
-            if not self._keep_exit(message):
+            message = self._read() if ready else None
+            if message is not None and not self._keep_exit(message):
                 return message
 
     def _drain(self) -> None:
         """Keep the exit reports waiting in the socket, without blocking."""
-        while True:
-            try:
-                data = self.sock.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return
-            except OSError as error:
-                raise ZygoteError(f"the kernel zygote is gone: {error}") from None
-            if not data:
-                raise ZygoteError("the kernel zygote ended")
-            self._keep_exit(json.loads(data))
+        while (message := self._read(socket.MSG_DONTWAIT)) is not None:
+            self._keep_exit(message)
+
+    def _read(self, flags: int = 0) -> dict[str, Any] | None:
+        """One message from the socket; None when none waits (with ``MSG_DONTWAIT``)."""
+        try:
+            data = self.sock.recv(MAX_MESSAGE, flags)
+        except BlockingIOError:
+            return None
+        except OSError as error:
+            raise ZygoteError(f"the kernel zygote is gone: {error}") from None
+        if not data:
+            self._log.seek(0)
+            said = self._log.read().decode(errors="replace").strip()[-2000:]
+            raise ZygoteError(f"the kernel zygote ended: {said or 'it said nothing'}")
+        message: dict[str, Any] = json.loads(data)
+        return message
 
     def _keep_exit(self, message: dict[str, Any]) -> bool:
         """Keep ``message`` if it reports a kernel's exit; whether it did."""
