@@ -134,6 +134,7 @@ class _InFlight:
     run_id: str
     started: float
     finished: float | None = None  # when its result came back
+    closed: bool = False  # its run ended and its result reported
 
 
 def _validate_points(points: list[Params], plan: RunPlan, notebook: str, allow: bool) -> None:
@@ -357,20 +358,27 @@ class BatchRunner:
         # Executed points waiting for their run to be closed, with how they ended.
         ended: list[tuple[_InFlight, Failure | None]] = []
         queue = list(todo)
+        # A point whose run is open but which is not in ``in_flight`` yet. A stop signal
+        # may land on any line: each step below is ordered so that the handler finds
+        # every open run in ``opened``, ``in_flight`` or ``ended``, at worst twice (it
+        # closes each once) and never nowhere.
+        opened: _InFlight | None = None
         failures = 0
         self._progress(outcome, 0, total)
         try:
             while queue or in_flight or ended:
                 while queue and len(in_flight) < capacity and outcome.stopped_early is None:
-                    point = queue.pop(0)
-                    entry = self._open_point(base_plan, batch_id, folder, point, facts)
+                    point = queue[0]
+                    opened = self._open_point(base_plan, batch_id, folder, point, facts)
                     job = PointJob(
                         point.key,
-                        entry.plan,
-                        kernel_overlay(entry.plan, entry.run_id, self.location.uri),
-                        more=bool(queue),
+                        opened.plan,
+                        kernel_overlay(opened.plan, opened.run_id, self.location.uri),
+                        more=len(queue) > 1,
                     )
-                    in_flight[executor.submit(job)] = entry
+                    in_flight[executor.submit(job)] = opened
+                    queue.pop(0)
+                    opened = None
                     self._progress(outcome, len(in_flight), total)
                     if not queue:
                         executor.done_submitting()
@@ -378,7 +386,8 @@ class BatchRunner:
                     # Closed after the next points were submitted: their workers would
                     # otherwise wait for these writes.
                     for entry, failure in ended:
-                        self._finish_point(outcome, entry, failure)
+                        if not entry.closed:
+                            self._finish_point(outcome, entry, failure)
                     ended.clear()
                     self._progress(outcome, len(in_flight), total)
                 if not in_flight:
@@ -387,13 +396,14 @@ class BatchRunner:
                 if self.interrupted():
                     raise KeyboardInterrupt
                 for future in done:
-                    entry = in_flight.pop(future)
+                    entry = in_flight[future]
                     entry.finished = time.monotonic()
                     try:
                         failure = executor.result(future)
                     except Exception as error:  # the worker itself died or raised
                         failure = Failure("internal", f"the point's worker failed: {error!r}"[:500])
                     ended.append((entry, failure))
+                    del in_flight[future]
                     if failure is not None:
                         failures += 1
                         limit = request.max_failures
@@ -418,16 +428,21 @@ class BatchRunner:
             outcome.interrupted = True
             executor.stop(interrupt=True)
             for entry, failure in ended:  # executed before the stop: closed as they ended
-                self._finish_point(outcome, entry, failure)
-            for entry in in_flight.values():
-                failure = Failure("interrupted", "interrupted by the user")
-                self._finish_point(outcome, entry, failure)
+                if not entry.closed:
+                    self._finish_point(outcome, entry, failure)
+            stopped = [*in_flight.values(), *([opened] if opened is not None else [])]
+            for entry in stopped:
+                if not entry.closed:
+                    failure = Failure("interrupted", "interrupted by the user")
+                    self._finish_point(outcome, entry, failure)
+            reported = {result.index for result in outcome.results}
             for point in queue:
-                outcome.results.append(
-                    PointResult(
-                        point.index, point.params, point.key, "NOT_RUN", message="interrupted"
+                if point.index not in reported:
+                    outcome.results.append(
+                        PointResult(
+                            point.index, point.params, point.key, "NOT_RUN", message="interrupted"
+                        )
                     )
-                )
 
     def _open_point(
         self,
@@ -458,6 +473,7 @@ class BatchRunner:
     ) -> None:
         """Close an executed point's run, and report it."""
         result = self._close_point(entry, failure)
+        entry.closed = True
         outcome.results.append(result)
         self.on_point(result)
 

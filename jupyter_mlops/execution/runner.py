@@ -254,6 +254,7 @@ def open_run(
         TAG_ENVIRONMENT_HASH: digest,
         **request.tags,
     }
+    resumed: int | None = None  # the attempt this is, when ``run_id`` is reused
     if run_id is None:
         handle = store.start_run(
             plan.experiment, request.run_name, tags, parent_run_id=request.parent_run_id
@@ -261,20 +262,29 @@ def open_run(
         run_id = handle.run_id
     else:
         previous = store.get_run(run_id)
-        attempts = int(previous.tags.get(TAG_ATTEMPTS, "0") or 0) + 1
+        resumed = int(previous.tags.get(TAG_ATTEMPTS, "0") or 0) + 1
         store.resume_run(run_id)
-        store.log_batch(run_id, Batch(tags={**tags, TAG_ATTEMPTS: str(attempts)}))
     assert run_id is not None
-    # One masking for both records: a param whose name looks secret is masked whole in
-    # parameters.json too, not only in the run's params.
-    masker = SecretMasker()
-    masked = {k: masker.mask_param(k, v) for k, v in request.params.items()}
-    store.log_batch(run_id, Batch(params={k: param_text(v) for k, v in masked.items()}))
-    store.put_artifact(run_id, f"snapshots/{plan.snapshot_sha}.ipynb", plan.snapshot_bytes)
-    store.put_artifact(
-        run_id, "parameters.json", json.dumps(masked, indent=1, default=str).encode()
-    )
-    store.put_artifact(run_id, "environment.txt", listing.encode())
+    try:
+        if resumed is not None:
+            store.log_batch(run_id, Batch(tags={**tags, TAG_ATTEMPTS: str(resumed)}))
+        # One masking for both records: a param whose name looks secret is masked whole
+        # in parameters.json too, not only in the run's params.
+        masker = SecretMasker()
+        masked = {k: masker.mask_param(k, v) for k, v in request.params.items()}
+        store.log_batch(run_id, Batch(params={k: param_text(v) for k, v in masked.items()}))
+        store.put_artifact(run_id, f"snapshots/{plan.snapshot_sha}.ipynb", plan.snapshot_bytes)
+        store.put_artifact(
+            run_id, "parameters.json", json.dumps(masked, indent=1, default=str).encode()
+        )
+        store.put_artifact(run_id, "environment.txt", listing.encode())
+    except BaseException as error:
+        # A stop signal (or a store error) between creating the run and handing it to
+        # the caller: nobody else knows this run, so it is ended here, not left RUNNING.
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):  # the store may be what failed: sweep ends it
+            store.end_run(run_id, status)
+        raise
     return run_id
 
 
@@ -625,11 +635,13 @@ def run_notebook(
         store = PatientStore(MlflowRunStore(location))
     run_id = open_run(plan, store, run_id)
     failure: Failure | None
-    heartbeat = run_heartbeat(getattr(store, "inner", store), run_id)
+    heartbeat = None
     try:
+        heartbeat = run_heartbeat(getattr(store, "inner", store), run_id)
         failure = execute_plan(plan, kernel_overlay(plan, run_id, location.uri))
     except BaseException:
-        heartbeat.stop()
+        if heartbeat is not None:
+            heartbeat.stop()
         close_run(store, run_id, plan, "KILLED", Failure("interrupted", "interrupted"))
         raise
     heartbeat.stop()
