@@ -44,6 +44,7 @@ from jupyter_mlops.execution.runner import (
     RunRequest,
     _slug,
     close_run,
+    end_abandoned_run,
     kernel_overlay,
     open_run,
     plan_run,
@@ -185,6 +186,8 @@ class BatchRunner:
         self.interrupted = interrupted or (lambda: False)
         self.store: Any = None
         self.started = time.monotonic()
+        # The batch run, once created (or the one resumed).
+        self.batch_id: str | None = None
 
     # -- planning (raises before anything is written) ---------------------------------
     def _store(self) -> Any:
@@ -246,16 +249,14 @@ class BatchRunner:
         finished_before: dict[str, Any] = {}
         if request.resume:
             points, latest = self._resume_points(request.resume)
-            batch_id = request.resume
             finished_before = {k: r for k, r in latest.items() if r.status == "FINISHED"}
+            pending = len(points) - len(finished_before)
         else:
             params_list = plan_points(request)
             _validate_points(
                 params_list, base_plan, str(request.notebook), request.allow_unknown_params
             )
-            batch_id = ""
-            points = []
-        pending = len(points) - len(finished_before) if request.resume else len(params_list)
+            pending = len(params_list)
         # No more workers than points, each starting its first point's kernel from any
         # point without its run (a worker or a kernel for no point is CPU taken away).
         workers = min(request.workers, max(1, pending))
@@ -263,32 +264,33 @@ class BatchRunner:
         executor = make_executor(
             request.executor, workers, request.scheduler, first if pending else None
         )
-        store = self._store()
-        if not request.resume:
-            batch_id = self._open_parent(base_plan, params_list)
-            points = [
-                _Point(i, p, point_key(batch_id, p)) for i, p in enumerate(params_list, start=1)
-            ]
-            store.put_artifact(
-                batch_id,
-                POINTS_ARTIFACT,
-                json.dumps(
-                    [{"index": p.index, "params": p.params, "key": p.key} for p in points],
-                    indent=1,
-                    default=str,
-                ).encode(),
-            )
-        else:
-            store.set_status(batch_id, "RUNNING")
+        # From here on kernels may be running and the batch run may be open: whatever
+        # raises (a stop signal outside the points' loop, the store going away) stops the
+        # kernels and ends the batch run, so neither outlives the command.
+        try:
+            if request.resume:
+                self.batch_id = request.resume
+                self._store().set_status(request.resume, "RUNNING")
+            else:
+                points = self._open_parent(base_plan, params_list)
+            outcome, todo = self._begin(base_plan, points, finished_before)
+            self._execute(executor, base_plan, self._output_folder(base_plan), todo, outcome)
+        except BaseException as error:
+            executor.stop(interrupt=True)
+            if self.batch_id:
+                end_abandoned_run(self._store(), self.batch_id, error)
+            raise
+        self._close_parent(outcome)
+        outcome.results.sort(key=lambda r: r.index)
+        return outcome
+
+    def _begin(
+        self, base_plan: RunPlan, points: list[_Point], finished_before: dict[str, Any]
+    ) -> tuple[BatchOutcome, list[_Point]]:
+        """The outcome with the points a resume skips, and the points still to run."""
+        assert self.batch_id is not None
         enable_sqlite_wal(self.location)
-        folder = request.output_dir or (
-            self.location.project_root
-            / ".mlops"
-            / OUTPUTS_DIRNAME
-            / _slug(base_plan.input_path.stem)
-            / f"batch-{batch_id[:8]}"
-        )
-        outcome = BatchOutcome(batch_id, base_plan.input_path, [])
+        outcome = BatchOutcome(self.batch_id, base_plan.input_path, [])
         todo: list[_Point] = []
         for point in points:
             if point.key in finished_before:
@@ -305,16 +307,20 @@ class BatchRunner:
                 outcome.results.append(result)
             else:
                 todo.append(point)
-        try:
-            self._execute(executor, base_plan, batch_id, folder, todo, outcome)
-        except BaseException:
-            executor.stop(interrupt=True)
-            raise
-        self._close_parent(outcome)
-        outcome.results.sort(key=lambda r: r.index)
-        return outcome
+        return outcome, todo
 
-    def _open_parent(self, plan: RunPlan, params_list: list[Params]) -> str:
+    def _output_folder(self, base_plan: RunPlan) -> Path:
+        assert self.batch_id is not None
+        return self.request.output_dir or (
+            self.location.project_root
+            / ".mlops"
+            / OUTPUTS_DIRNAME
+            / _slug(base_plan.input_path.stem)
+            / f"batch-{self.batch_id[:8]}"
+        )
+
+    def _open_parent(self, plan: RunPlan, params_list: list[Params]) -> list[_Point]:
+        """Create the batch run (``self.batch_id``) with its snapshot and its points."""
         from jupyter_mlops.tracking.environment import run_tags
 
         store = self._store()
@@ -326,11 +332,19 @@ class BatchRunner:
             TAG_INPUT_NOTEBOOK: str(plan.input_path),
             TAG_INPUT_SNAPSHOT: plan.snapshot_sha,
         }
-        handle = store.start_run(plan.experiment, None, tags)
+        batch_id = self.batch_id = str(store.start_run(plan.experiment, None, tags).run_id)
+        store.put_artifact(batch_id, f"snapshots/{plan.snapshot_sha}.ipynb", plan.snapshot_bytes)
+        points = [_Point(i, p, point_key(batch_id, p)) for i, p in enumerate(params_list, start=1)]
         store.put_artifact(
-            handle.run_id, f"snapshots/{plan.snapshot_sha}.ipynb", plan.snapshot_bytes
+            batch_id,
+            POINTS_ARTIFACT,
+            json.dumps(
+                [{"index": p.index, "params": p.params, "key": p.key} for p in points],
+                indent=1,
+                default=str,
+            ).encode(),
         )
-        return str(handle.run_id)
+        return points
 
     def _progress(self, outcome: BatchOutcome, running: int, total: int) -> None:
         done = sum(1 for r in outcome.results if r.status in ("FINISHED", "SKIPPED"))
@@ -341,7 +355,6 @@ class BatchRunner:
         self,
         executor: Executor,
         base_plan: RunPlan,
-        batch_id: str,
         folder: Path,
         todo: list[_Point],
         outcome: BatchOutcome,
@@ -369,7 +382,7 @@ class BatchRunner:
             while queue or in_flight or ended:
                 while queue and len(in_flight) < capacity and outcome.stopped_early is None:
                     point = queue[0]
-                    opened = self._open_point(base_plan, batch_id, folder, point, facts)
+                    opened = self._open_point(base_plan, outcome.batch_id, folder, point, facts)
                     job = PointJob(
                         point.key,
                         opened.plan,

@@ -36,6 +36,7 @@ from jupyter_mlops.execution.runner import (
     RunPlan,
     RunRequest,
     close_run,
+    end_abandoned_run,
     execute_plan,
     kernel_overlay,
     open_run,
@@ -285,7 +286,11 @@ class PipelineRunner:
             "mlops.pipeline.file": str(self.pipeline.path),
         }
         handle = store.start_run(self.pipeline.experiment, f"pipeline-{self.pipeline.name}", tags)
-        store.put_artifact(handle.run_id, "mlops.yaml", self.pipeline.path.read_bytes())
+        try:
+            store.put_artifact(handle.run_id, "mlops.yaml", self.pipeline.path.read_bytes())
+        except BaseException as error:
+            end_abandoned_run(store, handle.run_id, error)
+            raise
         return str(handle.run_id)
 
     def _run_step(self, name: str, state: StepState, parent_id: str | None) -> None:
@@ -303,10 +308,27 @@ class PipelineRunner:
         )
         run_id = open_run(plan, store)
         try:
-            failure = execute_plan(plan, kernel_overlay(plan, run_id, self.location.uri))
+            failure, registered = self._execute_step(name, plan, run_id, state)
         except BaseException:
             close_run(store, run_id, plan, "KILLED", Failure("interrupted", "interrupted"))
             raise
+        close_run(store, run_id, plan, status_of(failure), failure)
+        state.run_id = run_id
+        if failure is None:
+            state.outcome, state.fresh, state.reasons = "ran", True, []
+            state.message = registered
+        else:
+            state.outcome, state.message = "failed", f"step {name}: {failure.message}"
+
+    def _execute_step(
+        self, name: str, plan: RunPlan, run_id: str, state: StepState
+    ) -> tuple[Failure | None, str | None]:
+        """Execute the step into its open run, check its outputs, register its model.
+
+        Returns how it failed (None when it did not) and the registration's message. The
+        run's outputs and cache key are tagged; the caller ends the run.
+        """
+        failure = execute_plan(plan, kernel_overlay(plan, run_id, self.location.uri))
         step = self.pipeline.steps[name]
         if failure is None:
             missing = [
@@ -325,14 +347,8 @@ class PipelineRunner:
         tags = {TAG_OUTPUTS: json.dumps(state.output_hashes, sort_keys=True)}
         if failure is None:
             tags[TAG_CACHE_KEY] = state.key.digest()
-        store.log_batch(run_id, Batch(tags=tags))
-        close_run(store, run_id, plan, status_of(failure), failure)
-        state.run_id = run_id
-        if failure is None:
-            state.outcome, state.fresh, state.reasons = "ran", True, []
-            state.message = registered
-        else:
-            state.outcome, state.message = "failed", f"step {name}: {failure.message}"
+        self.store().log_batch(run_id, Batch(tags=tags))
+        return failure, registered
 
 
 def show(pipeline: Pipeline) -> str:

@@ -279,13 +279,23 @@ def open_run(
         )
         store.put_artifact(run_id, "environment.txt", listing.encode())
     except BaseException as error:
-        # A stop signal (or a store error) between creating the run and handing it to
-        # the caller: nobody else knows this run, so it is ended here, not left RUNNING.
-        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-        with contextlib.suppress(Exception):  # the store may be what failed: sweep ends it
-            store.end_run(run_id, status)
+        # Nobody else knows this run yet: it is ended here, not left RUNNING.
+        end_abandoned_run(store, run_id, error)
         raise
     return run_id
+
+
+def end_abandoned_run(store: Any, run_id: str, error: BaseException) -> None:
+    """End a run whose opening was cut short: KILLED by a stop signal, FAILED otherwise.
+
+    A stop signal raises ``KeyboardInterrupt`` on whatever line runs, so between creating
+    a run and recording it anywhere a caller's handler would find it, the opener itself
+    must end it. When the store is what failed, this fails too; ``jupyter mlops sweep``
+    ends such a run later.
+    """
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    with contextlib.suppress(Exception):
+        store.end_run(run_id, status)
 
 
 def close_run(store: Any, run_id: str, plan: RunPlan, status: str, failure: Failure | None) -> None:

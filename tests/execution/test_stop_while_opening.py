@@ -13,21 +13,24 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
+from test_batch import kernels_for_notebook
 from test_run import store
 
 from conftest import copy_notebook
 
 
 class InterruptingStore:
-    """The real store, raising KeyboardInterrupt once on the first child run's
-    ``parameters.json`` (after the run was created and its params logged)."""
+    """The real store, raising KeyboardInterrupt once, as the first artifact named
+    ``path`` is written (a point's ``parameters.json`` comes after its run was created
+    and its params logged, a batch's ``points.json`` after its snapshot)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, path: str = "parameters.json") -> None:
         self.inner = inner
+        self.path = path
         self.fired = False
 
     def put_artifact(self, run_id: str, path: str, data: bytes) -> None:
-        if path == "parameters.json" and not self.fired:
+        if path == self.path and not self.fired:
             self.fired = True
             raise KeyboardInterrupt
         self.inner.put_artifact(run_id, path, data)
@@ -64,6 +67,16 @@ def test_a_stop_while_a_points_run_opens_leaves_no_run_running(project: Path) ->
     runs = all_runs(store(project))
     assert len(runs) == 2, "the batch and the point whose opening was interrupted"
     assert {r.info.status for r in runs} == {"KILLED"}
+
+
+def test_a_stop_while_the_batch_run_opens_ends_it_and_its_kernels(project: Path) -> None:
+    runner = batch_runner(project)
+    runner.store = InterruptingStore(runner._store(), "points.json")
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    runs = all_runs(store(project))
+    assert [(r.data.tags["mlops.kind"], r.info.status) for r in runs] == [("batch", "KILLED")]
+    assert kernels_for_notebook(project / "run_params.ipynb") == []
 
 
 def test_a_stop_while_a_point_is_submitted_ends_its_run_once(
