@@ -62,6 +62,11 @@ def active_session() -> TrackingSession | None:
     return _session
 
 
+def tracking_location() -> TrackingLocation | None:
+    """Where the active (or last) run of this kernel tracks, and which rule chose it."""
+    return _location
+
+
 def _make_store(location: TrackingLocation) -> Callable[[], RunStore]:
     def build() -> RunStore:
         global _store

@@ -3,9 +3,12 @@
 Precedence (first that applies wins):
 
 1. an explicit argument (``--tracking-uri``, a magic flag, server config);
-2. the ``MLFLOW_TRACKING_URI`` environment variable;
-3. ``[tool.jupyter-mlops] tracking_uri`` in the project's ``pyproject.toml``;
-4. the embedded default: a SQLite database and an artifact folder under
+2. in a kernel of JupyterLab, the JupyterLab setting ``trackingUri`` as the server
+   resolved it, which the labextension puts in ``JUPYTER_MLOPS_LAB_TRACKING`` before a
+   tracked cell runs (so the kernel tracks where the sidebar looks);
+3. the ``MLFLOW_TRACKING_URI`` environment variable;
+4. ``[tool.jupyter-mlops] tracking_uri`` in the project's ``pyproject.toml``;
+5. the embedded default: a SQLite database and an artifact folder under
    ``.mlops/`` in the project root.
 
 The project root is the nearest folder, from the working directory upward, that holds
@@ -18,6 +21,7 @@ path of ``%load_ext`` and of ``jupyter mlops --help``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -41,6 +45,7 @@ ENV_SESSION_NAME = "JPY_SESSION_NAME"
 ENV_HEARTBEAT = "JUPYTER_MLOPS_HEARTBEAT"
 ENV_SPOOL = "JUPYTER_MLOPS_SPOOL"
 ENV_FORK_KERNELS = "JUPYTER_MLOPS_FORK_KERNELS"
+ENV_LAB_TRACKING = "JUPYTER_MLOPS_LAB_TRACKING"
 ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_TRACKING_URI: "MLflow tracking location; overrides pyproject.toml and the default",
     ENV_ALLOW_FILE_STORE: "MLflow refuses a plain-folder store unless this is 'true'",
@@ -52,6 +57,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_HEARTBEAT: "how often a live run tags mlops.heartbeat (default 60s; 30s, 2m...)",
     ENV_SPOOL: "folder of the offline spool instead of <project root>/.mlops/spool",
     ENV_FORK_KERNELS: "'0': batch workers start each kernel as a new process, not a fork",
+    ENV_LAB_TRACKING: "set by JupyterLab in a kernel: the trackingUri setting, resolved (JSON)",
 }
 
 DEFAULT_DIRNAME = ".mlops"
@@ -200,6 +206,9 @@ def resolve_tracking_location(
     if explicit:
         uri, artifacts = _anchor_relative(explicit, (cwd or Path.cwd()).resolve())
         return TrackingLocation(uri, "argument", "given explicitly", root, artifacts)
+    from_lab = lab_setting(env, root)
+    if from_lab is not None:
+        return from_lab
     from_env = env.get(ENV_TRACKING_URI, "").strip()
     if from_env:
         uri, artifacts = _anchor_relative(from_env, (cwd or Path.cwd()).resolve())
@@ -214,6 +223,40 @@ def resolve_tracking_location(
         uri, artifacts = _anchor_relative(configured.strip(), root)
         return TrackingLocation(uri, "pyproject", str(root / "pyproject.toml"), root, artifacts)
     return default_location(root, env)
+
+
+def lab_setting(env: Mapping[str, str], root: Path) -> TrackingLocation | None:
+    """The JupyterLab setting as the labextension told this kernel, or None.
+
+    The frontend asks its server to resolve the setting (the server anchors a relative
+    store at the folder it serves and refuses what it does not accept) and hands the
+    result over as JSON: ``{"uri", "artifact_uri", "detail"}``, or ``{"error"}`` when the
+    server refused the setting. A refusal is an error here too, not a silent fallback to
+    another store than the one the sidebar is set to.
+    """
+    text = env.get(ENV_LAB_TRACKING, "").strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{ENV_LAB_TRACKING} is not what JupyterLab sets: {text[:100]!r}")
+    if isinstance(data.get("error"), str):
+        raise ConfigError(
+            f"the JupyterLab setting Tracking URI was refused: {data['error']}",
+            hint="fix it in Settings → MLOps, or give --tracking-uri",
+        )
+    uri, artifacts, detail = data.get("uri"), data.get("artifact_uri"), data.get("detail")
+    if (
+        not isinstance(uri, str)
+        or not uri.strip()
+        or not isinstance(artifacts, (str, type(None)))
+        or not isinstance(detail, str)
+    ):
+        raise ConfigError(f"{ENV_LAB_TRACKING} is not what JupyterLab sets: {text[:100]!r}")
+    return TrackingLocation(uri.strip(), "setting", detail, root, artifacts)
 
 
 MAX_OVERRIDE_LENGTH = 2048

@@ -307,17 +307,22 @@ class MlopsMagics(Magics):
 
     def _status(self) -> None:
         from jupyter_mlops import api
-        from jupyter_mlops.core.settings import resolve_tracking_location
+        from jupyter_mlops.core.settings import redact_uri, resolve_tracking_location
 
         session = api.active_session()
         if session is None:
             location = resolve_tracking_location()
-            print(f"mlops: not tracking; would track to {location.uri} ({location.source})")
+            print(
+                f"mlops: not tracking; would track to {redact_uri(location.uri)} "
+                f"({location.source})"
+            )
             return
         run = session.handle.run_id if session.handle else "starting"
         state = "on" if session.enabled else "off"
+        tracked = api.tracking_location()
+        where = f" at {redact_uri(tracked.uri)} ({tracked.source})" if tracked else ""
         print(
-            f"mlops: run {run} in experiment {session.experiment!r}, tracking {state}, "
+            f"mlops: run {run} in experiment {session.experiment!r}{where}, tracking {state}, "
             f"{len(session.cells)} tracked cells, {len(session.params)} params, "
             f"{api.pending()} records queued"
             + (f", {api.spooled()} in the spool {api.spool_folder()}" if api.spooled() else "")

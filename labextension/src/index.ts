@@ -24,6 +24,7 @@ import {
 } from './api';
 import { diffPlugin, DiffCommandIDs } from './diff';
 import { mlopsIcon } from './icons';
+import { KernelTrackingSync } from './kernelTracking';
 import { parseSettings } from './model';
 import { NotebookCommManager } from './notebookComm';
 import { notebookActionsPlugin, NotebookCommandIDs } from './notebookActions';
@@ -71,12 +72,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'MLOps sidebar: tracking server status, runs and comparisons.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry],
+  optional: [
+    ILayoutRestorer,
+    ICommandPalette,
+    ISettingRegistry,
+    INotebookTracker
+  ],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    notebooks: INotebookTracker | null
   ): void => {
     const diffAgainst = async (runId: string): Promise<void> => {
       const result = await InputDialog.getText({
@@ -165,6 +172,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     if (settingRegistry) {
+      // Lives as long as the application, like the settings it follows.
+      const kernels = notebooks
+        ? new KernelTrackingSync(notebooks, () => fetchStatus())
+        : null;
       settingRegistry
         .load(PLUGIN_ID)
         .then(settings => {
@@ -173,6 +184,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
             // Before the panel re-renders: its requests go to the chosen store.
             setTrackingUri(parsed.trackingUri);
             panel.settings = parsed;
+            // And the notebooks' kernels, before their next tracked cell.
+            void kernels?.settingChanged(parsed.trackingUri);
           };
           apply();
           settings.changed.connect(apply);

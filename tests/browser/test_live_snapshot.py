@@ -24,7 +24,8 @@ from typing import Any
 import nbformat
 import pytest
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
-from store_under_test import store_client, team_mode
+from store_under_test import store_client, team_mode, tracking_uri_for
+from test_run_browser import extension_settings
 
 from conftest import LabServer
 
@@ -293,3 +294,86 @@ def test_reopened_page_adopts_the_open_comm(
     assert snapshot["cells"][-1]["source"] == f'marker = "{marker}"'
     assert marker not in notebook.path.read_text(encoding="utf-8")
     assert_comm_handled(lab, console)
+
+
+def runs_in(uri: str, experiment: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    return list(client.search_runs([found.experiment_id])) if found else []
+
+
+def wait_for_runs(uri: str, experiment: str, count: int, deadline_s: float = 60) -> list[Any]:
+    """The experiment's runs at ``uri`` once there are ``count`` (the writer is async)."""
+    deadline = time.monotonic() + deadline_s
+    while len(found := runs_in(uri, experiment)) < count:
+        assert time.monotonic() < deadline, f"{len(found)} run(s) of {experiment} at {uri}"
+        time.sleep(0.5)
+    return found
+
+
+def reopened(page: Page) -> Page:
+    """A new page in place of ``page`` (closed without its unsaved-changes prompt)."""
+    context = page.context
+    page.close()
+    return context.new_page()
+
+
+def test_the_kernel_tracks_into_the_store_the_jupyterlab_setting_names(
+    page: Page, lab: LabServer, notebook: TrackedNotebook
+) -> None:
+    # Given a second SQLite store in the served root, named (relative to it) by the setting
+    db = lab.root / "stores" / f"kernel-{notebook.unique}.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    second = f"sqlite:///{db.resolve()}"
+    runs_in(second, "Default")  # MLflow creates the database
+    setting = f"sqlite:///stores/kernel-{notebook.unique}.db"
+    with extension_settings(lab, trackingUri=setting, refreshInterval=0):
+        # When the notebook's tracked cells run
+        open_notebook(page, lab, notebook)
+        cell(page, 0).locator(".cm-content").click()
+        run_and_wait(page, lab, 0, 1)
+        run_and_wait(page, lab, 1, 2)
+        run_and_wait(page, lab, 2, 3)
+        # Then the run is in the setting's store, its artifacts beside the database
+        [run] = wait_for_runs(second, notebook.experiment, 1)
+        artifacts = (db.parent.resolve() / "artifacts").as_uri()
+        assert run.info.artifact_uri.startswith(artifacts), run.info.artifact_uri
+        # (%mlops_track status says where, and by which rule)
+        type_new_cell_below(page, 2, "%mlops_track status")
+        cell(page, 3).locator(".cm-content").click()
+        run_and_wait(page, lab, 3, 4)
+        expect(cell(page, 3).locator(".jp-OutputArea")).to_contain_text(f"at {second} (setting)")
+        # ...and not in the server's own store
+        assert runs_in(tracking_uri_for(lab.root), notebook.experiment) == []
+    # When the setting names a store the server refuses, and the page is reloaded
+    refused = f"refused-{notebook.unique}"
+    # (written to break out of the code that hands the setting to the kernel)
+    hostile = """/etc/x"]; raise SystemExit('pwned') #"""
+    with extension_settings(lab, trackingUri=hostile, refreshInterval=0):
+        page = reopened(page)
+        open_notebook(page, lab, notebook)
+        type_new_cell_below(page, 2, f"%mlops_track --new-run --experiment {refused}")
+        cell(page, 3).locator(".cm-content").click()
+        run_and_wait(page, lab, 3, 5)
+        # Then tracking refuses to start, saying why, instead of writing elsewhere
+        expect(cell(page, 3).locator(".jp-OutputArea")).to_contain_text(
+            "the JupyterLab setting Tracking URI was refused"
+        )
+        expect(cell(page, 3).locator(".jp-OutputArea")).to_contain_text(
+            "outside the folder this server serves"
+        )
+        expect(cell(page, 3).locator(".jp-OutputArea")).to_contain_text(
+            '/etc/x"]; raise SystemExit('
+        )
+    # When the setting is emptied (and the page reloaded), the server's store is back
+    back = f"back-{notebook.unique}"
+    page = reopened(page)
+    open_notebook(page, lab, notebook)
+    type_new_cell_below(page, 2, f"%mlops_track --new-run --experiment {back}")
+    cell(page, 3).locator(".cm-content").click()
+    run_and_wait(page, lab, 3, 6)
+    assert len(wait_for_runs(tracking_uri_for(lab.root), back, 1)) == 1
+    for uri in (second, tracking_uri_for(lab.root)):
+        assert runs_in(uri, refused) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -90,9 +91,56 @@ def test_argument_overrides_environment(tmp_path: Path) -> None:
     assert location.kind == "database"
 
 
+def test_the_jupyterlab_setting_ranks_between_an_argument_and_the_environment(
+    tmp_path: Path,
+) -> None:
+    write_pyproject(tmp_path, None)
+    lab = json.dumps(
+        {
+            "uri": "sqlite:////srv/stores/team.db",
+            "artifact_uri": "file:///srv/stores/artifacts",
+            "detail": "trackingUri = sqlite:///stores/team.db",
+        }
+    )
+    environ = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "JUPYTER_MLOPS_LAB_TRACKING": lab}
+    location = resolve_tracking_location(cwd=tmp_path, environ=environ)
+    assert (location.source, location.uri, location.artifact_uri) == (
+        "setting",
+        "sqlite:////srv/stores/team.db",
+        "file:///srv/stores/artifacts",
+    )
+    assert location.detail == "trackingUri = sqlite:///stores/team.db"
+    assert location.project_root == tmp_path.resolve()
+    explicit = resolve_tracking_location("http://other:5000", cwd=tmp_path, environ=environ)
+    assert explicit.source == "argument"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            '{"error": "tracking location \'/etc\' is outside the folder this server serves"}',
+            "the JupyterLab setting Tracking URI was refused: tracking location '/etc' is outside",
+        ),
+        ("not json", "JUPYTER_MLOPS_LAB_TRACKING is not what JupyterLab sets"),
+        ('{"uri": 3, "detail": "x"}', "JUPYTER_MLOPS_LAB_TRACKING is not what JupyterLab sets"),
+        ('["sqlite:///x.db"]', "JUPYTER_MLOPS_LAB_TRACKING is not what JupyterLab sets"),
+    ],
+)
+def test_a_refused_or_garbled_jupyterlab_setting_is_an_error_not_a_fallback(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    write_pyproject(tmp_path, None)
+    with pytest.raises(ConfigError) as error:
+        resolve_tracking_location(cwd=tmp_path, environ={"JUPYTER_MLOPS_LAB_TRACKING": value})
+    assert message in str(error.value)
+
+
 def test_empty_environment_variable_is_ignored(tmp_path: Path) -> None:
     write_pyproject(tmp_path, None)
-    location = resolve_tracking_location(cwd=tmp_path, environ={"MLFLOW_TRACKING_URI": "  "})
+    location = resolve_tracking_location(
+        cwd=tmp_path, environ={"MLFLOW_TRACKING_URI": "  ", "JUPYTER_MLOPS_LAB_TRACKING": " "}
+    )
     assert location.source == "default"
 
 
