@@ -12,9 +12,6 @@ Dask task retried after a worker died writes into the run opened for it, never a
 
 from __future__ import annotations
 
-import atexit
-import functools
-import gc
 import json
 import time
 from collections.abc import Callable
@@ -233,7 +230,6 @@ class BatchRunner:
 
     # -- running ------------------------------------------------------------------
     def run(self) -> BatchOutcome:
-        _skip_collection_at_exit()
         request = self.request
         base_plan = plan_run(
             RunRequest(
@@ -530,18 +526,6 @@ class BatchRunner:
         )
         status = "KILLED" if outcome.interrupted else ("FINISHED" if failed == 0 else "FAILED")
         store.end_run(outcome.batch_id, status)
-
-
-@functools.cache
-def _skip_collection_at_exit() -> None:
-    """Skip the garbage collection at this process's exit (as batch workers do).
-
-    The orchestrator holds MLflow, SQLAlchemy and pandas: collecting their objects at
-    exit took 1 to 2 s after the batch was done, the command still not returned. Nothing
-    a batch leaves waits for that collection: its runs are ended, its kernels shut down,
-    its workers joined, all explicitly; what reference counting frees is still freed.
-    """
-    atexit.register(gc.freeze)
 
 
 def enable_sqlite_wal(location: TrackingLocation) -> None:
