@@ -44,6 +44,7 @@ from jupyter_mlops.execution.runner import (
     end_abandoned_run,
     kernel_overlay,
     open_run,
+    open_run_store,
     plan_run,
     status_of,
 )
@@ -189,15 +190,7 @@ class BatchRunner:
     # -- planning (raises before anything is written) ---------------------------------
     def _store(self) -> Any:
         if self.store is None:
-            from jupyter_mlops.fast_imports import without_dataframe_libraries
-            from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
-            from jupyter_mlops.tracking.patience import PatientStore
-
-            # Runs are opened and closed here: through a short outage, wait (patience.py).
-            # Nothing else: MLflow's import is the batch's critical path, without the
-            # data-frame libraries it is shorter.
-            with without_dataframe_libraries():
-                self.store = PatientStore(MlflowRunStore(self.location))
+            self.store = open_run_store(self.location)
         return self.store
 
     def _resume_points(self, batch_id: str) -> tuple[list[_Point], dict[str, Any]]:

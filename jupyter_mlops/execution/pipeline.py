@@ -40,6 +40,7 @@ from jupyter_mlops.execution.runner import (
     execute_plan,
     kernel_overlay,
     open_run,
+    open_run_store,
     plan_run,
     status_of,
 )
@@ -92,9 +93,7 @@ class PipelineRunner:
 
     def store(self) -> Any:
         if self._store is None:
-            from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
-
-            self._store = MlflowRunStore(self.location)
+            self._store = open_run_store(self.location)
         return self._store
 
     def plan(self, name: str) -> RunPlan:

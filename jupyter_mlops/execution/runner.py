@@ -285,6 +285,22 @@ def open_run(
     return run_id
 
 
+def open_run_store(location: TrackingLocation) -> Any:
+    """The store ``run``, ``batch`` and ``pipeline`` open and close their runs with.
+
+    Patient through a short outage (see ``tracking/patience.py``), and it replays what
+    kernels left in the offline spool before a run is closed. MLflow is imported without
+    the data-frame libraries: these processes only open, write and close runs, and
+    MLflow's import is on their critical path.
+    """
+    from jupyter_mlops.fast_imports import without_dataframe_libraries
+    from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
+    from jupyter_mlops.tracking.patience import PatientStore
+
+    with without_dataframe_libraries():
+        return PatientStore(MlflowRunStore(location))
+
+
 def end_abandoned_run(store: Any, run_id: str, error: BaseException) -> None:
     """End a run whose opening was cut short: KILLED by a stop signal, FAILED otherwise.
 
@@ -639,10 +655,7 @@ def run_notebook(
     started = time.monotonic()
     plan = plan_run(request, location.project_root)
     if store is None:
-        from jupyter_mlops.tracking.mlflow_store import MlflowRunStore
-        from jupyter_mlops.tracking.patience import PatientStore
-
-        store = PatientStore(MlflowRunStore(location))
+        store = open_run_store(location)
     run_id = open_run(plan, store, run_id)
     failure: Failure | None
     heartbeat = None

@@ -1,8 +1,8 @@
-"""A store that waits out a short outage: the runner's and the batch orchestrator's store.
+"""A store that waits out a short outage: the store of ``run``, ``batch`` and ``pipeline``.
 
-``jupyter mlops run`` and ``batch`` open and close runs themselves: the run id comes from
-the store (MLflow makes it), so creating a run cannot be spooled, and the run's result
-table is read back from the store. Their calls are therefore retried with backoff while
+``jupyter mlops run``, ``batch`` and ``pipeline`` open and close runs themselves: the run
+id comes from the store (MLflow makes it), so creating a run cannot be spooled, and the
+run's result table is read back from the store. Their calls are therefore retried with backoff while
 the store does not answer, for up to ``STORE_PATIENCE_S`` (a server restarted or moved
 in a minute or two is survived; a store down for longer fails the command with the one
 line of ``StoreUnavailableError``). A store that has not answered once yet, and what the
@@ -64,9 +64,11 @@ class PatientStore:
         attribute = getattr(self.inner, name)
         if not callable(attribute):
             return attribute
-        return lambda *args, **kwargs: self._call(lambda: attribute(*args, **kwargs))
+        return lambda *args, **kwargs: self._patiently(lambda: attribute(*args, **kwargs))
 
-    def _call(self, action: Callable[[], T]) -> T:
+    def _patiently(self, action: Callable[[], T]) -> T:
+        # Not named ``_call``: that is the inner store's, which the registry calls
+        # (``store._call(what, action)``) and which must reach it through __getattr__.
         # A store down from the start (never answered): say so at once.
         result = patiently(action, self.patience_s) if self.answered else action()
         self.answered = True
@@ -102,7 +104,7 @@ class PatientStore:
             )
             return created
 
-        return self._call(create_once)
+        return self._patiently(create_once)
 
     def replay_spool(self) -> int:
         """Replay the journals of processes that ended offline; records replayed."""

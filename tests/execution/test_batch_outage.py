@@ -114,3 +114,50 @@ def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
     assert spooled_during_outage > 0
     assert spool.pending_count() == 0
     assert spool.journal_paths() == []
+
+
+def test_a_pipeline_step_whose_kernel_ends_while_the_server_is_down_waits_for_it(
+    project: Path, team_server: MlflowServer
+) -> None:
+    """The step's notebook (10 s) ends inside a 30 s outage: its kernel leaves its last
+    records in the spool, and the pipeline waits for the server to close the step's run
+    (before, it failed at once), replaying the spool first."""
+    mlflow_server = team_server.start()
+    name = f"outage-{secrets.token_hex(4)}"
+    copy_notebook("slow_metrics.ipynb", project)
+    (project / "mlops.yaml").write_text(
+        f"name: {name}\nsteps:\n  slow:\n    notebook: slow_metrics.ipynb\n"
+        "    params: {point: 7}\n"
+    )
+    pipeline = subprocess.Popen(
+        [str(VENV_BIN / "jupyter-mlops"), "pipeline", "run"],
+        cwd=project,
+        env=clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        client = MlflowClient(mlflow_server.uri)
+        first_metric_logged(client, name, time.monotonic() + 120)
+        mlflow_server.stop()
+        time.sleep(OUTAGE_S)
+        mlflow_server.start()
+        stdout, stderr = pipeline.communicate(timeout=300)
+    finally:
+        if pipeline.poll() is None:
+            pipeline.kill()
+            pipeline.communicate()
+        mlflow_server.start()
+    assert pipeline.returncode == 0, stderr
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    [step] = [r for r in runs if r.data.tags.get("mlops.pipeline.step") == "slow"]
+    assert step.info.status == "FINISHED"
+    history = client.get_metric_history(step.info.run_id, "value")
+    assert sorted((m.step, m.value) for m in history) == [(s, 7000 + s) for s in range(STEPS)]
+    [parent] = [r for r in runs if r.data.tags.get("mlops.kind") == "pipeline"]
+    assert parent.info.status == "FINISHED"
+    location = resolve_tracking_location(mlflow_server.uri, cwd=project)
+    assert Spool(spool_folder(location, environ={}), location.uri).pending_count() == 0
