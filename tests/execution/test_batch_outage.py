@@ -150,6 +150,7 @@ def test_a_pipeline_step_whose_kernel_ends_while_the_server_is_down_waits_for_it
             pipeline.communicate()
         mlflow_server.start()
     assert pipeline.returncode == 0, stderr
+    assert "step slow: ran" in stdout, stdout
     experiment = client.get_experiment_by_name(name)
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
