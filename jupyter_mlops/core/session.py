@@ -132,6 +132,8 @@ class TrackingSession:
         self._cell_lines: list[tuple[dict[str, Any], str | None, str]] = []
         self._masked_count_written = -1
         self._executed_positions: list[int] = []
+        # Told the handle once the run is started (in the writer's thread), and again when a
+        # run started offline gets its real id from the store.
         self._on_started = on_started
         self._start(run_name, dict(tags or {}), resume_run_id, environment)
 
@@ -184,6 +186,8 @@ class TrackingSession:
             run_name=real.run_name or self.handle.run_name,
             artifact_uri=real.artifact_uri or self.handle.artifact_uri,
         )
+        if self._on_started is not None:  # what shows the provisional id shows the real one
+            self._on_started(self.handle)
 
     def run_id(self) -> str:
         """The run id; only valid in the writer thread after the start or after a flush."""

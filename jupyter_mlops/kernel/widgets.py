@@ -13,6 +13,8 @@ from typing import Any
 from jupyter_mlops.core.session import TrackingSession
 
 MAX_ROWS = 12
+#: Beside the provisional id of a run started while the store did not answer.
+NOT_CREATED = "not in the store yet: its records wait in the spool until the store answers"
 
 
 def widget_bundle(widget: Any, plain: str) -> dict[str, Any]:
@@ -56,7 +58,15 @@ class RunPanel:
     def plain(self) -> str:
         handle = self.session.handle
         run = f"{handle.run_name} ({handle.run_id})" if handle else "starting"
-        return f"mlops: tracking run {run} in experiment {self.session.experiment!r}"
+        line = f"mlops: tracking run {run} in experiment {self.session.experiment!r}"
+        return f"{line}; {NOT_CREATED}" if self.provisional() else line
+
+    def provisional(self) -> bool:
+        """Whether the run was started offline and the store has not created it yet."""
+        from jupyter_mlops.tracking.spool import is_offline_id
+
+        handle = self.session.handle
+        return handle is not None and is_offline_id(handle.run_id)
 
     def html(self) -> str:
         handle = self.session.handle
@@ -69,7 +79,8 @@ class RunPanel:
             f"<b>MLOps run</b> {title} · experiment <code>{esc(self.session.experiment)}</code>"
         ]
         if handle:
-            rows.append(f"<small>run id <code>{esc(handle.run_id)}</code></small>")
+            note = f", {NOT_CREATED}" if self.provisional() else ""
+            rows.append(f"<small>run id <code>{esc(handle.run_id)}</code>{esc(note)}</small>")
         params = list(self.session.params.items())[:MAX_ROWS]
         if params:
             rows.append(

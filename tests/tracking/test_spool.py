@@ -313,6 +313,44 @@ def test_a_run_started_offline_is_created_once_when_the_store_answers(
     writer.close()
 
 
+def test_the_run_panel_says_a_run_started_offline_is_not_created_then_shows_its_real_id(
+    store: MlflowRunStore, spool: Spool
+) -> None:
+    from jupyter_mlops.core.session import TrackingSession
+    from jupyter_mlops.kernel.widgets import NOT_CREATED, RunPanel
+
+    # Given a session started while the store is down, its panel refreshed on each start
+    switch = Switch(store)
+    switch.down = True
+    sessions: list[TrackingSession] = []
+    writer = AsyncWriter(
+        lambda: switch,  # type: ignore[arg-type,return-value]
+        linger_s=0,
+        spool=spool,
+        on_created=lambda created: sessions[0].adopt_created_runs(created),
+    )
+    told: list[str] = []
+    session = TrackingSession(
+        writer, experiment="spool", on_started=lambda handle: told.append(handle.run_id)
+    )
+    sessions.append(session)
+    assert writer.flush(5)
+    panel = RunPanel(session, None)
+    # Then the panel says the run is not in the store yet
+    [provisional] = told
+    assert provisional.startswith("offline-")
+    assert panel.plain().endswith(NOT_CREATED) and NOT_CREATED in panel.html()
+    # When the store answers and the spool is replayed
+    switch.down = False
+    assert writer.flush(15)
+    # Then whoever shows the run was told its real id, and the panel no longer says so
+    assert len(told) == 2 and told[1] == session.handle.run_id  # type: ignore[union-attr]
+    assert store.run_status(told[1]) == "RUNNING"
+    assert told[1] in panel.plain() and NOT_CREATED not in panel.plain()
+    assert NOT_CREATED not in panel.html()
+    writer.close()
+
+
 def test_a_start_whose_answer_was_lost_or_replayed_twice_makes_one_run(
     store: MlflowRunStore, spool: Spool
 ) -> None:
