@@ -2,7 +2,8 @@
 
 A kernel killed with SIGKILL, or a ``jupyter mlops run`` killed the same way, cannot end
 its run: MLflow shows it RUNNING forever. While a run is alive, the process tracking it
-tags ``mlops.heartbeat`` (epoch milliseconds) every interval; ``jupyter mlops sweep`` ends
+tags ``mlops.heartbeat`` (epoch milliseconds) every interval (a batch or a pipeline for its
+own run and the points or steps it runs); ``jupyter mlops sweep`` ends
 the RUNNING runs whose last heartbeat (or, without one, whose start) is older than a
 limit, as KILLED, and says why in a tag.
 """

@@ -46,6 +46,7 @@ from jupyter_mlops.execution.runner import (
     open_run,
     open_run_store,
     plan_run,
+    run_heartbeat,
     status_of,
 )
 from jupyter_mlops.tracking.store import Batch
@@ -186,6 +187,8 @@ class BatchRunner:
         self.started = time.monotonic()
         # The batch run, once created (or the one resumed).
         self.batch_id: str | None = None
+        # The points' runs opened and not closed yet (the heartbeat reads it in its thread).
+        self._open_runs: set[str] = set()
 
     # -- planning (raises before anything is written) ---------------------------------
     def _store(self) -> Any:
@@ -256,12 +259,14 @@ class BatchRunner:
         # From here on kernels may be running and the batch run may be open: whatever
         # raises (a stop signal outside the points' loop, the store going away) stops the
         # kernels and ends the batch run, so neither outlives the command.
+        heartbeat = None
         try:
             if request.resume:
                 self.batch_id = request.resume
                 self._store().set_status(request.resume, "RUNNING")
             else:
                 points = self._open_parent(base_plan, params_list)
+            heartbeat = run_heartbeat(self._inner_store(), self._alive_runs)
             outcome, todo = self._begin(base_plan, points, finished_before)
             self._execute(executor, base_plan, self._output_folder(base_plan), todo, outcome)
         except BaseException as error:
@@ -269,9 +274,21 @@ class BatchRunner:
             if self.batch_id:
                 end_abandoned_run(self._store(), self.batch_id, error)
             raise
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
         self._close_parent(outcome)
         outcome.results.sort(key=lambda r: r.index)
         return outcome
+
+    def _inner_store(self) -> Any:
+        """The store without patience: a heartbeat during an outage fails, and is skipped."""
+        store = self._store()
+        return getattr(store, "inner", store)
+
+    def _alive_runs(self) -> tuple[str, ...]:
+        # tuple() of a set copies it without letting another thread run meanwhile.
+        return (*([self.batch_id] if self.batch_id else []), *tuple(self._open_runs))
 
     def _begin(
         self, base_plan: RunPlan, points: list[_Point], finished_before: dict[str, Any]
@@ -388,8 +405,7 @@ class BatchRunner:
                     # Closed after the next points were submitted: their workers would
                     # otherwise wait for these writes.
                     for entry, failure in ended:
-                        if not entry.closed:
-                            self._finish_point(outcome, entry, failure)
+                        self._finish_point(outcome, entry, failure)
                     ended.clear()
                     self._progress(outcome, len(in_flight), total)
                 if not in_flight:
@@ -430,13 +446,10 @@ class BatchRunner:
             outcome.interrupted = True
             executor.stop(interrupt=True)
             for entry, failure in ended:  # executed before the stop: closed as they ended
-                if not entry.closed:
-                    self._finish_point(outcome, entry, failure)
-            stopped = [*in_flight.values(), *([opened] if opened is not None else [])]
-            for entry in stopped:
-                if not entry.closed:
-                    failure = Failure("interrupted", "interrupted by the user")
-                    self._finish_point(outcome, entry, failure)
+                self._finish_point(outcome, entry, failure)
+            stopped = Failure("interrupted", "interrupted by the user")
+            for entry in [*in_flight.values(), *([opened] if opened is not None else [])]:
+                self._finish_point(outcome, entry, stopped)
             reported = {result.index for result in outcome.results}
             for point in queue:
                 if point.index not in reported:
@@ -468,14 +481,18 @@ class BatchRunner:
         )
         host_tags, environment = facts
         run_id = open_run(plan, self._store(), environment=environment, host_tags=host_tags)
+        self._open_runs.add(run_id)
         return _InFlight(point, plan, run_id, time.monotonic())
 
     def _finish_point(
         self, outcome: BatchOutcome, entry: _InFlight, failure: Failure | None
     ) -> None:
-        """Close an executed point's run, and report it."""
+        """Close an executed point's run, and report it (once: a stop may find it twice)."""
+        if entry.closed:
+            return
         result = self._close_point(entry, failure)
         entry.closed = True
+        self._open_runs.discard(entry.run_id)
         outcome.results.append(result)
         self.on_point(result)
 

@@ -42,6 +42,7 @@ from jupyter_mlops.execution.runner import (
     open_run,
     open_run_store,
     plan_run,
+    run_heartbeat,
     status_of,
 )
 from jupyter_mlops.tracking.store import Batch
@@ -89,6 +90,8 @@ class PipelineRunner:
         self.pipeline = pipeline
         self.location = location
         self._store: Any = None
+        # The step run open now, for the heartbeat (read in its thread).
+        self._step_runs: set[str] = set()
         self._plans: dict[str, RunPlan] = {}
 
     def store(self) -> Any:
@@ -194,8 +197,14 @@ class PipelineRunner:
         states: dict[str, StepState] = {}
         blocked: dict[str, str] = {}
         parent_id: str | None = None
+        heartbeat = None
         if not dry_run:
             parent_id = self._open_parent()
+            store = self.store()
+            alive = (parent_id,)
+            heartbeat = run_heartbeat(
+                getattr(store, "inner", store), lambda: (*alive, *tuple(self._step_runs))
+            )
         failed_any = False
         try:
             for name in self.pipeline.order():
@@ -228,6 +237,9 @@ class PipelineRunner:
             if parent_id is not None:
                 self.store().end_run(parent_id, "KILLED")
             raise
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
         if parent_id is not None:
             summary = {
                 n: {"outcome": s.outcome, "run_id": s.run_id, "message": s.message}
@@ -306,11 +318,14 @@ class PipelineRunner:
             ),
         )
         run_id = open_run(plan, store)
+        self._step_runs.add(run_id)
         try:
             failure, registered = self._execute_step(name, plan, run_id, state)
         except BaseException:
             close_run(store, run_id, plan, "KILLED", Failure("interrupted", "interrupted"))
             raise
+        finally:
+            self._step_runs.discard(run_id)
         close_run(store, run_id, plan, status_of(failure), failure)
         state.run_id = run_id
         if failure is None:

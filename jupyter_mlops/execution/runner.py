@@ -19,7 +19,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -387,13 +387,23 @@ def _register_engine() -> None:
     papermill_engines.register(ENGINE_NAME, OwnKernelEngine)
 
 
-def run_heartbeat(store: Any, run_id: str) -> Any:
-    """Tag ``run_id`` alive while this process executes it (a SIGKILL leaves it stale)."""
+def run_heartbeat(store: Any, run_ids: Callable[[], Iterable[str]]) -> Any:
+    """Tag the runs ``run_ids()`` names alive while this process executes them.
+
+    A SIGKILL leaves them stale, for ``jupyter mlops sweep``; without the beats, a sweep
+    would end a batch or a pipeline (and the points or steps whose notebook tracks
+    nothing itself) KILLED while it still runs, once it ran longer than the limit.
+    ``run_ids`` is asked at each beat (from the heartbeat's thread): a batch's open runs
+    change as it goes. One failing run does not keep the others from their beat.
+    """
     from jupyter_mlops.core.heartbeat import TAG_HEARTBEAT, heartbeat_interval
     from jupyter_mlops.tracking.heartbeat import Heartbeat, now_ms
 
     def beat() -> None:
-        store.log_batch(run_id, Batch(tags={TAG_HEARTBEAT: str(now_ms())}))
+        alive = Batch(tags={TAG_HEARTBEAT: str(now_ms())})
+        for run_id in run_ids():
+            with contextlib.suppress(Exception):
+                store.log_batch(run_id, alive)
 
     return Heartbeat(heartbeat_interval(os.environ, ENV_HEARTBEAT), beat, name="run")
 
@@ -660,7 +670,7 @@ def run_notebook(
     failure: Failure | None
     heartbeat = None
     try:
-        heartbeat = run_heartbeat(getattr(store, "inner", store), run_id)
+        heartbeat = run_heartbeat(getattr(store, "inner", store), lambda: (run_id,))
         failure = execute_plan(plan, kernel_overlay(plan, run_id, location.uri))
     except BaseException:
         if heartbeat is not None:

@@ -111,3 +111,69 @@ def test_killed_runner_leaves_its_partial_notebook_and_is_swept(project: Path) -
     assert client.get_run(run.info.run_id).info.status == "KILLED"
     # The executed notebook up to the kill is on disk
     assert "started" in printed(output)
+
+
+def running_runs(client: MlflowClient) -> list:  # type: ignore[type-arg]
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return (
+        list(client.search_runs(experiments, "attributes.status = 'RUNNING'"))
+        if experiments
+        else []
+    )
+
+
+def assert_nothing_swept_while_it_runs(
+    project: Path, args: list[str], expected_running: int
+) -> None:
+    """Start ``jupyter mlops ARGS`` (its notebook sleeps 8 s in a cell that tracks nothing),
+    sweep with a 1 s limit while it runs: nothing is stale, and it finishes as if alone."""
+    client = client_for(project)
+    client.search_experiments()  # the store exists before both this test and ARGS open it
+    process = subprocess.Popen(
+        [str(VENV_BIN / "jupyter-mlops"), *args],
+        cwd=project,
+        env=clean_env(**BEAT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Given the parent and the point (or step) running, both past the limit
+        seen: list[int] = []
+
+        def all_running() -> bool:
+            seen.append(len(running_runs(client)))
+            assert process.poll() is None, process.communicate()
+            return seen[-1] == expected_running
+
+        wait_for(all_running, timeout=120)
+        time.sleep(2)
+        # When a sweep with a 1 s limit runs meanwhile
+        swept = run_cli(project, "sweep", "--stale-after", "1s")
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    # Then it found them alive (the orchestrator beats for them), and they finished
+    assert "0 stale RUNNING run(s) ended" in swept.stdout, swept.stdout + swept.stderr
+    assert process.returncode == 0, stdout + stderr
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert all("mlops.swept" not in r.data.tags for r in runs)
+
+
+def test_a_running_batch_and_its_points_are_not_swept(project: Path) -> None:
+    copy_notebook("run_slow_cell.ipynb", project)
+    assert_nothing_swept_while_it_runs(
+        project, ["batch", "run_slow_cell.ipynb", "--grid", "seconds=8", "--workers", "1"], 2
+    )
+
+
+def test_a_running_pipeline_and_its_step_are_not_swept(project: Path) -> None:
+    copy_notebook("run_slow_cell.ipynb", project)
+    (project / "mlops.yaml").write_text(
+        "name: slow\nsteps:\n  sleep:\n    notebook: run_slow_cell.ipynb\n"
+        "    params: {seconds: 8}\n"
+    )
+    assert_nothing_swept_while_it_runs(project, ["pipeline", "run"], 2)
