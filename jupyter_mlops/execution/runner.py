@@ -381,8 +381,12 @@ def _register_engine() -> None:
             try:
                 return client.execute()
             finally:
+                # A stop signal during the client's start leaves its channels half made,
+                # and closing them can fail (seen: ZMQError): that must not replace the
+                # KeyboardInterrupt the runner turns into a KILLED run.
                 if client.kc is not None:
-                    client.kc.stop_channels()
+                    with contextlib.suppress(Exception):
+                        client.kc.stop_channels()
 
     papermill_engines.register(ENGINE_NAME, OwnKernelEngine)
 
