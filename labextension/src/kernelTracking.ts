@@ -27,7 +27,7 @@ import type { IDisposable } from '@lumino/disposable';
 import { Signal } from '@lumino/signaling';
 
 import type { IStatusResponse } from './model';
-import { isTrackingSource } from './notebookComm';
+import { trackedCellKernel } from './notebookComm';
 
 /**
  * The kernel's environment variable (`settings.ENV_LAB_TRACKING`).
@@ -131,14 +131,7 @@ export class KernelTrackingSync implements IDisposable {
     _: unknown,
     args: { notebook: Notebook; cell: Cell }
   ): void {
-    const { notebook, cell } = args;
-    if (!isTrackingSource(cell.model.sharedModel.getSource())) {
-      return;
-    }
-    const panel = this._tracker.find(
-      candidate => candidate.content === notebook
-    );
-    const kernel = panel?.sessionContext.session?.kernel;
+    const kernel = trackedCellKernel(this._tracker, args);
     if (!kernel) {
       return;
     }

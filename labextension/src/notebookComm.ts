@@ -55,6 +55,21 @@ export function isTrackingSource(source: string): boolean {
 }
 
 /**
+ * The kernel a tracked cell (one that mentions `mlops_track`) is about to run
+ * in, from `NotebookActions.executionScheduled`; null for any other cell.
+ */
+export function trackedCellKernel(
+  tracker: INotebookTracker,
+  args: { notebook: Notebook; cell: Cell }
+): Kernel.IKernelConnection | null {
+  if (!isTrackingSource(args.cell.model.sharedModel.getSource())) {
+    return null;
+  }
+  const panel = tracker.find(candidate => candidate.content === args.notebook);
+  return panel?.sessionContext.session?.kernel ?? null;
+}
+
+/**
  * What the comm carries: the notebook model and the cell about to run.
  */
 export interface ILiveNotebookMessage {
@@ -247,13 +262,7 @@ export class NotebookCommManager implements IDisposable {
     args: { notebook: Notebook; cell: Cell }
   ): void {
     const { notebook, cell } = args;
-    if (!isTrackingSource(cell.model.sharedModel.getSource())) {
-      return;
-    }
-    const panel = this._tracker.find(
-      candidate => candidate.content === notebook
-    );
-    const kernel = panel?.sessionContext.session?.kernel;
+    const kernel = trackedCellKernel(this._tracker, args);
     if (!kernel || !notebook.model) {
       return;
     }

@@ -40,6 +40,18 @@ def first_metric_logged(client: MlflowClient, experiment: str, deadline: float) 
     raise AssertionError("no point logged a metric in time")
 
 
+def start_cli(project: Path, uri: str, *args: str) -> subprocess.Popen[str]:
+    """``jupyter mlops ARGS`` in the project, tracking to ``uri``, its output piped."""
+    return subprocess.Popen(
+        [str(VENV_BIN / "jupyter-mlops"), *args],
+        cwd=project,
+        env=clean_env(MLFLOW_TRACKING_URI=uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
     project: Path, team_server: MlflowServer, postgres_server: PostgresServer
 ) -> None:
@@ -47,23 +59,17 @@ def test_server_stopped_for_30_s_mid_batch_loses_and_duplicates_nothing(
     name = f"offline-batch-{secrets.token_hex(4)}"
     copy_notebook("slow_metrics.ipynb", project)
     grid = ",".join(str(p) for p in POINTS)
-    batch = subprocess.Popen(
-        [
-            str(VENV_BIN / "jupyter-mlops"),
-            "batch",
-            "slow_metrics.ipynb",
-            "--grid",
-            f"point={grid}",
-            "--workers",
-            "2",
-            "--experiment",
-            name,
-        ],
-        cwd=project,
-        env=clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    batch = start_cli(
+        project,
+        mlflow_server.uri,
+        "batch",
+        "slow_metrics.ipynb",
+        "--grid",
+        f"point={grid}",
+        "--workers",
+        "2",
+        "--experiment",
+        name,
     )
     try:
         client = MlflowClient(mlflow_server.uri)
@@ -129,14 +135,7 @@ def test_a_pipeline_step_whose_kernel_ends_while_the_server_is_down_waits_for_it
         f"name: {name}\nsteps:\n  slow:\n    notebook: slow_metrics.ipynb\n"
         "    params: {point: 7}\n"
     )
-    pipeline = subprocess.Popen(
-        [str(VENV_BIN / "jupyter-mlops"), "pipeline", "run"],
-        cwd=project,
-        env=clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    pipeline = start_cli(project, mlflow_server.uri, "pipeline", "run")
     try:
         client = MlflowClient(mlflow_server.uri)
         first_metric_logged(client, name, time.monotonic() + 120)
