@@ -52,6 +52,8 @@ ENGINE_NAME = "jupyter_mlops"
 KERNEL_EXIT_WAIT_S = 30.0
 #: How often a shutdown looks whether the kernel has exited.
 EXIT_POLL_S = 0.01
+#: After an interrupted cell, how long the kernel may take to exit before a second interrupt.
+REINTERRUPT_AFTER_S = 2.0
 OUTPUTS_DIRNAME = "outputs"
 
 TAG_KIND = "mlops.kind"
@@ -634,25 +636,46 @@ def _shutdown(km: Any, busy: bool) -> None:
         if busy and km.is_alive():
             km.interrupt_kernel()
         if km.is_alive():
-            _stop_alive(km)
+            _stop_alive(km, busy)
         else:
             km.shutdown_kernel(now=True)
-    except Exception:  # the kernel is gone already; make sure no process is left
+    except BaseException as error:
+        # The kernel is gone already, or a stop signal cut the graceful wait short:
+        # make sure no process is left, and let the signal go on to end the run KILLED.
         with contextlib.suppress(Exception):
             km.shutdown_kernel(now=True)
+        if not isinstance(error, Exception):
+            raise
 
 
-def _stop_alive(km: Any) -> None:
+def _stop_alive(km: Any, busy: bool = False) -> None:
     """``km.shutdown_kernel()``, looking for the kernel's exit every 10 ms, not 100 ms.
 
     The same steps (ask it to exit, wait for it, past half the wait terminate it, then
     kill it; release its sockets and files), minus the interrupt it sends first, which an
     idle IPython kernel ignores. A kernel takes about 0.25 s to exit: the coarser look
     added 50 ms to every execution, on the critical path of each batch point.
+
+    ``busy``: a cell was running and the kernel was interrupted. That interrupt may have
+    landed while the kernel was idle between two cells, the next one already queued: it
+    then runs, and the kernel takes no shutdown request until it ends. So when the kernel
+    is still alive after ``REINTERRUPT_AFTER_S``, it is interrupted once more; a terminated
+    kernel would lose what its tracking had not written yet.
     """
     km.request_shutdown()
+    if busy and not _exits_within(km, REINTERRUPT_AFTER_S):
+        km.interrupt_kernel()
     km.finish_shutdown(pollinterval=EXIT_POLL_S)
     km.cleanup_resources()
+
+
+def _exits_within(km: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while km.is_alive():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(EXIT_POLL_S)
+    return True
 
 
 def run_notebook(

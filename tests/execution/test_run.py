@@ -289,3 +289,74 @@ def test_a_secret_named_parameter_is_masked_in_params_and_parameters_json(
     recorded = artifact(client, outcome.run_id, "parameters.json", tmp_path)
     assert json.loads(recorded) == {"api_token": MASK, "value": 7}
     assert "swordfish" not in recorded
+
+
+def test_a_cell_that_missed_the_interrupt_is_interrupted_again_and_its_records_kept(
+    project: Path,
+) -> None:
+    """The first interrupt can land while the kernel is idle (ignored) with the next cell
+    queued; that cell then runs and the kernel cannot take the shutdown request. Here the
+    cell ignores the first interrupt: a second one ends it, and the kernel exits cleanly,
+    writing what the cell logged (a terminated kernel would lose it)."""
+    copy_notebook("run_ignores_first_interrupt.ipynb", project)
+    output = project / "ignores-out.ipynb"
+    process = subprocess.Popen(
+        [
+            str(VENV_BIN / "jupyter-mlops"),
+            "run",
+            "run_ignores_first_interrupt.ipynb",
+            "--output",
+            str(output),
+        ],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 90
+    while not (project / "sleeping").is_file():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the notebook never reached its long cell"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=90)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    run = runs_of(store(project), "run_ignores_first_interrupt")[0]
+    assert run.info.status == "KILLED"
+    assert run.data.metrics.get("interrupts") == 2, run.data.metrics
+    assert kernels_with_run(run.info.run_id) == []
+
+
+class KernelStoppedMidShutdown:
+    """A kernel manager whose graceful shutdown a stop signal interrupts (unit: faked)."""
+
+    has_kernel = True
+
+    def __init__(self) -> None:
+        self.alive = True
+        self.killed = False
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def interrupt_kernel(self) -> None:
+        pass
+
+    def request_shutdown(self) -> None:
+        pass
+
+    def finish_shutdown(self, pollinterval: float) -> None:
+        raise KeyboardInterrupt
+
+    def shutdown_kernel(self, now: bool = False) -> None:
+        self.killed, self.alive = now, False
+
+
+def test_a_stop_signal_during_the_kernels_shutdown_kills_it_and_still_stops_the_run() -> None:
+    from jupyter_mlops.execution.runner import _shutdown
+
+    km = KernelStoppedMidShutdown()
+    with pytest.raises(KeyboardInterrupt):
+        _shutdown(km, busy=False)
+    assert km.killed and not km.alive
