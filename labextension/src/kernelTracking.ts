@@ -11,9 +11,10 @@
  * and above `MLFLOW_TRACKING_URI`, as the server ranks the setting.
  *
  * It is set by a silent `execute_request` (no output, no history, no execution
- * count, no `pre_run_cell`) sent from `NotebookActions.executionScheduled`,
- * which is emitted right before the cell's own `execute_request` goes out on
- * the same connection and subshell: the kernel runs it first. Each kernel is
+ * count, no `pre_run_cell`) sent from `NotebookActions.executionScheduled` for
+ * a cell that mentions `mlops`; that signal is emitted right before the cell's
+ * own `execute_request` goes out on the same connection and subshell, so the
+ * kernel runs the silent one first. Each kernel is
  * told once per page and again when the setting or the kernel (a restart)
  * changes; the first time even when the setting is empty, since another page
  * may have told it something before.
@@ -33,6 +34,13 @@ import { trackedCellKernel } from './notebookComm';
  * The kernel's environment variable (`settings.ENV_LAB_TRACKING`).
  */
 export const KERNEL_VARIABLE = 'JUPYTER_MLOPS_LAB_TRACKING';
+
+/**
+ * Cells before which a kernel is told the setting: any that mentions `mlops`
+ * (`%mlops_track`, `import jupyter_mlops`, `mlops.log_metrics(...)`): the Python
+ * API starts a run as well as the magics do.
+ */
+export const KERNEL_MARKER = 'mlops';
 
 /**
  * What a kernel is told: where the setting points, or why the server refused it.
@@ -131,7 +139,7 @@ export class KernelTrackingSync implements IDisposable {
     _: unknown,
     args: { notebook: Notebook; cell: Cell }
   ): void {
-    const kernel = trackedCellKernel(this._tracker, args);
+    const kernel = trackedCellKernel(this._tracker, args, KERNEL_MARKER);
     if (!kernel) {
       return;
     }

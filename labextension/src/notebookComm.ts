@@ -48,21 +48,15 @@ export const PROTOCOL_VERSION = 1;
 export const TRACKING_MARKER = 'mlops_track';
 
 /**
- * Whether running a cell with this source should refresh the kernel's live model.
- */
-export function isTrackingSource(source: string): boolean {
-  return source.includes(TRACKING_MARKER);
-}
-
-/**
- * The kernel a tracked cell (one that mentions `mlops_track`) is about to run
- * in, from `NotebookActions.executionScheduled`; null for any other cell.
+ * The kernel a cell that mentions `marker` (by default a tracked cell) is about
+ * to run in, from `NotebookActions.executionScheduled`; null for any other cell.
  */
 export function trackedCellKernel(
   tracker: INotebookTracker,
-  args: { notebook: Notebook; cell: Cell }
+  args: { notebook: Notebook; cell: Cell },
+  marker: string = TRACKING_MARKER
 ): Kernel.IKernelConnection | null {
-  if (!isTrackingSource(args.cell.model.sharedModel.getSource())) {
+  if (!args.cell.model.sharedModel.getSource().includes(marker)) {
     return null;
   }
   const panel = tracker.find(candidate => candidate.content === args.notebook);
