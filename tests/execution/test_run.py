@@ -149,17 +149,22 @@ def test_dead_kernel_fails_the_run_with_partial_output(project: Path) -> None:
     assert runs_of(store(project), "run_dead_kernel")[0].info.status == "FAILED"
 
 
-def test_sigterm_kills_the_run_keeps_output_and_leaves_no_kernel(project: Path) -> None:
-    copy_notebook("run_slow_cell.ipynb", project)
-    output = project / "slow-out.ipynb"
-    process = subprocess.Popen(
-        [str(VENV_BIN / "jupyter-mlops"), "run", "run_slow_cell.ipynb", "--output", str(output)],
+def start_run(project: Path, notebook: str, output: Path) -> subprocess.Popen[str]:
+    """``jupyter mlops run NOTEBOOK --output OUTPUT`` in the background, output piped."""
+    return subprocess.Popen(
+        [str(VENV_BIN / "jupyter-mlops"), "run", notebook, "--output", str(output)],
         cwd=project,
         env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_sigterm_kills_the_run_keeps_output_and_leaves_no_kernel(project: Path) -> None:
+    copy_notebook("run_slow_cell.ipynb", project)
+    output = project / "slow-out.ipynb"
+    process = start_run(project, "run_slow_cell.ipynb", output)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if output.is_file() and "started" in executed_text(output):
@@ -300,20 +305,7 @@ def test_a_cell_that_missed_the_interrupt_is_interrupted_again_and_its_records_k
     writing what the cell logged (a terminated kernel would lose it)."""
     copy_notebook("run_ignores_first_interrupt.ipynb", project)
     output = project / "ignores-out.ipynb"
-    process = subprocess.Popen(
-        [
-            str(VENV_BIN / "jupyter-mlops"),
-            "run",
-            "run_ignores_first_interrupt.ipynb",
-            "--output",
-            str(output),
-        ],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_run(project, "run_ignores_first_interrupt.ipynb", output)
     deadline = time.monotonic() + 90
     while not (project / "sleeping").is_file():
         assert process.poll() is None, process.communicate()
