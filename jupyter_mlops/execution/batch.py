@@ -266,8 +266,9 @@ class BatchRunner:
                 self._store().set_status(request.resume, "RUNNING")
             else:
                 points = self._open_parent(base_plan, params_list)
-            heartbeat = run_heartbeat(self._inner_store(), self._alive_runs)
             outcome, todo = self._begin(base_plan, points, finished_before)
+            # After _begin: its switch to WAL needs the database without another writer.
+            heartbeat = run_heartbeat(self._inner_store(), self._alive_runs)
             self._execute(executor, base_plan, self._output_folder(base_plan), todo, outcome)
         except BaseException as error:
             executor.stop(interrupt=True)
@@ -550,8 +551,18 @@ def enable_sqlite_wal(location: TrackingLocation) -> None:
         return
     import sqlite3
 
-    with sqlite3.connect(db, timeout=30) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
+    # The switch needs the file to itself: while another process writes (a kernel in Lab,
+    # another batch), SQLite answers "database is locked" at once, not after the timeout.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with sqlite3.connect(db, timeout=30) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def load_sweep(path: Path) -> tuple[list[tuple[str, list[Any]]], list[Params]]:
