@@ -268,7 +268,7 @@ class BatchRunner:
                 points = self._open_parent(base_plan, params_list)
             outcome, todo = self._begin(base_plan, points, finished_before)
             # After _begin: its switch to WAL needs the database without another writer.
-            heartbeat = run_heartbeat(self._inner_store(), self._alive_runs)
+            heartbeat = run_heartbeat(self._store(), self._alive_runs)
             self._execute(executor, base_plan, self._output_folder(base_plan), todo, outcome)
         except BaseException as error:
             executor.stop(interrupt=True)
@@ -281,11 +281,6 @@ class BatchRunner:
         self._close_parent(outcome)
         outcome.results.sort(key=lambda r: r.index)
         return outcome
-
-    def _inner_store(self) -> Any:
-        """The store without patience: a heartbeat during an outage fails, and is skipped."""
-        store = self._store()
-        return getattr(store, "inner", store)
 
     def _alive_runs(self) -> tuple[str, ...]:
         # tuple() of a set copies it without letting another thread run meanwhile.

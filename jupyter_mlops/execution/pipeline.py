@@ -200,11 +200,8 @@ class PipelineRunner:
         heartbeat = None
         if not dry_run:
             parent_id = self._open_parent()
-            store = self.store()
             alive = (parent_id,)
-            heartbeat = run_heartbeat(
-                getattr(store, "inner", store), lambda: (*alive, *tuple(self._step_runs))
-            )
+            heartbeat = run_heartbeat(self.store(), lambda: (*alive, *tuple(self._step_runs)))
         failed_any = False
         try:
             for name in self.pipeline.order():

@@ -405,11 +405,14 @@ def run_heartbeat(store: Any, run_ids: Callable[[], Iterable[str]]) -> Any:
     from jupyter_mlops.core.heartbeat import TAG_HEARTBEAT, heartbeat_interval
     from jupyter_mlops.tracking.heartbeat import Heartbeat, now_ms
 
+    # Past a patient store: a beat during an outage fails at once and is skipped.
+    writer = getattr(store, "inner", store)
+
     def beat() -> None:
         alive = Batch(tags={TAG_HEARTBEAT: str(now_ms())})
         for run_id in run_ids():
             with contextlib.suppress(Exception):
-                store.log_batch(run_id, alive)
+                writer.log_batch(run_id, alive)
 
     return Heartbeat(heartbeat_interval(os.environ, ENV_HEARTBEAT), beat, name="run")
 
@@ -697,7 +700,7 @@ def run_notebook(
     failure: Failure | None
     heartbeat = None
     try:
-        heartbeat = run_heartbeat(getattr(store, "inner", store), lambda: (run_id,))
+        heartbeat = run_heartbeat(store, lambda: (run_id,))
         failure = execute_plan(plan, kernel_overlay(plan, run_id, location.uri))
     except BaseException:
         if heartbeat is not None:
